@@ -1,0 +1,537 @@
+"""A typed async client for the part of the Scenario API an upscale needs.
+
+It wraps the official SDK (``scenario_sdk.AsyncScenario``) with the SDK's own retries switched off,
+because the SDK retries ``POST /generate/custom`` without an idempotency key and could pay for a job
+twice (contract §5). Our policy instead: reads are retried with backoff and jitter; a submit is
+never retried blindly — when its answer is lost we look for the job in ``GET /v1/jobs`` first.
+
+Example:
+    >>> async def main() -> None:
+    ...     async with ScenarioClient(api_key="k", api_secret="s") as client:
+    ...         model = await client.get_model("model_upscale-v3")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import httpx
+import scenario_sdk
+from scenario_sdk import AsyncScenario
+
+from scenario_upscale.errors import (
+    InvalidInput,
+    ScenarioAPIError,
+    ScenarioAuthError,
+    ScenarioBadRequest,
+    ScenarioConnectionError,
+    ScenarioError,
+    ScenarioNotFound,
+    ScenarioRateLimited,
+    ScenarioServerError,
+    SubmitFailed,
+)
+from scenario_upscale.models import Asset, Job, ModelSpec, Price, SubmittedJob, Upload
+from scenario_upscale.retry import RetryPolicy, call_with_retries
+
+DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
+BASE64_UPLOAD_LIMIT = 6 * 1024 * 1024
+"""Images below this size go through ``POST /assets`` as base64; the rest through ``/uploads``."""
+MULTIPART_PART_SIZE = 32 * 1024 * 1024
+DRY_RUN_STATUS = 269
+
+log = logging.getLogger("scenario_upscale.api")
+T = TypeVar("T")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error_fields(body: object) -> tuple[str | None, str | None, dict[str, object]]:
+    """Reason, trace id and details from an error body of any of the shapes Scenario uses."""
+    if not isinstance(body, dict):
+        return (body if isinstance(body, str) and body else None), None, {}
+    reason = next(
+        (str(body[k]) for k in ("reason", "message", "error", "detail") if body.get(k)), None
+    )
+    trace = body.get("traceId") or body.get("trace_id")
+    details = body.get("details")
+    return reason, (str(trace) if trace else None), (details if isinstance(details, dict) else {})
+
+
+def _retry_after(body: object, headers: httpx.Headers) -> float | None:
+    if isinstance(body, dict) and isinstance(body.get("remainingSeconds"), int | float):
+        return float(body["remainingSeconds"])
+    header = headers.get("retry-after")
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None
+
+
+def translate_error(operation: str, error: Exception) -> ScenarioError:
+    """Turn an SDK or httpx exception into ours, keeping the API's words and never the request.
+
+    The SDK exceptions hold the request, and the request holds the ``Authorization`` header; ours
+    copy only the status, the API's message, its trace id and its details.
+    """
+    if isinstance(error, scenario_sdk.APIStatusError):
+        response = error.response
+        reason, trace, details = _error_fields(error.body)
+        reason = reason or response.reason_phrase or "no reason given"
+        trace = trace or response.headers.get("x-trace-id")
+        status = error.status_code
+        kwargs: dict[str, Any] = {"trace_id": trace, "details": details}
+        if status == 429:
+            return ScenarioRateLimited(
+                operation,
+                status,
+                reason,
+                retry_after=_retry_after(error.body, response.headers),
+                **kwargs,
+            )
+        cls: type[ScenarioAPIError] = ScenarioAPIError
+        if status in (400, 422):
+            cls = ScenarioBadRequest
+        elif status in (401, 403):
+            cls = ScenarioAuthError
+        elif status == 404:
+            cls = ScenarioNotFound
+        elif status >= 500:
+            cls = ScenarioServerError
+        return cls(operation, status, reason, **kwargs)
+    if isinstance(error, scenario_sdk.APITimeoutError | httpx.TimeoutException):
+        return ScenarioConnectionError(operation, "timed out")
+    if isinstance(error, scenario_sdk.APIConnectionError | httpx.TransportError):
+        cause = error.__cause__ or error
+        return ScenarioConnectionError(operation, f"{type(cause).__name__}: {cause}")
+    if isinstance(error, scenario_sdk.APIResponseValidationError):
+        return ScenarioError(f"{operation}: the API's answer did not match its schema: {error}")
+    return ScenarioError(f"{operation}: {type(error).__name__}: {error}")
+
+
+def _job_from_api(data: dict[str, Any], creative_units: float | None = None) -> Job:
+    metadata = data.get("metadata") or {}
+    billing = data.get("billing") or {}
+    return Job(
+        # contract §7.3: some docs show ``id`` instead of ``jobId``.
+        job_id=data.get("jobId") or data["id"],
+        status=str(data.get("status", "pending")),
+        progress=float(data.get("progress") or 0.0),
+        asset_ids=list(metadata.get("assetIds") or []),
+        error=metadata.get("error") or data.get("error"),
+        hint=metadata.get("hint"),
+        input=dict(metadata.get("input") or {}),
+        created_at=data.get("createdAt"),
+        updated_at=data.get("updatedAt"),
+        creative_units=billing.get("cuCost", creative_units),
+    )
+
+
+def _asset_from_api(data: dict[str, Any]) -> Asset:
+    props = data.get("properties") or {}
+    return Asset(
+        id=data["id"],
+        url=data["url"],
+        mime_type=data.get("mimeType", "application/octet-stream"),
+        kind=data.get("kind", "image"),
+        status=data.get("status", "success"),
+        width=props.get("width"),
+        height=props.get("height"),
+        size=props.get("size"),
+    )
+
+
+def _as_dict(sdk_model: Any) -> dict[str, Any]:
+    result: dict[str, Any] = sdk_model.to_dict(mode="json", warnings=False)
+    return result
+
+
+def same_request(echo: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether a job's ``metadata.input`` echoes this request body (JSON-equal, 2 == 2.0)."""
+    return echo == body
+
+
+class ScenarioClient:
+    """Async client for models, assets, uploads, generate/custom and jobs.
+
+    Args:
+        api_key: The project's API key.
+        api_secret: The matching secret. Only the SDK sees it; it never reaches a log or error.
+        base_url: ``https://api.cloud.scenario.com/v1``, or an emulator's URL.
+        project_id: Sent as ``?projectId=`` on every call when set.
+        timeout_s: Per-request timeout; a submit that times out is reconciled, not resent.
+        retry: How idempotent calls retry transient failures.
+        strict_responses: Validate every answer strictly against the SDK's models (tests use this
+            to hold the emulator to the SDK's schema; production tolerates API drift).
+        transport: An httpx transport, the seam for tests and custom networking.
+        max_connections: Connection pool size shared by all concurrent calls.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_secret: str,
+        base_url: str = DEFAULT_BASE_URL,
+        project_id: str | None = None,
+        timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
+        strict_responses: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 20,
+    ) -> None:
+        if not api_key or not api_secret:
+            raise ScenarioAuthError("configure client", 401, "an API key and secret are required")
+        self.base_url = base_url.rstrip("/")
+        self.project_id = project_id
+        self.retry = retry or RetryPolicy()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
+        timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+        self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+        self._sdk = AsyncScenario(
+            api_key=api_key,
+            api_secret=api_secret,
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=self._http,
+            _strict_response_validation=strict_responses,
+        )
+        # Signed URLs (CDN downloads, presigned part uploads) must not carry our credentials.
+        self.cdn = httpx.AsyncClient(
+            timeout=timeout, limits=limits, transport=transport, follow_redirects=True
+        )
+        self._models: dict[str, ModelSpec] = {}
+
+    def __repr__(self) -> str:
+        return f"ScenarioClient(base_url={self.base_url!r}, project_id={self.project_id!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._sdk.close()
+        await self._http.aclose()
+        await self.cdn.aclose()
+
+    @property
+    def _project(self) -> Any:
+        return self.project_id if self.project_id else scenario_sdk.omit
+
+    async def _once(self, operation: str, call: Callable[[], Any]) -> Any:
+        try:
+            return await call()
+        except (scenario_sdk.APIError, httpx.HTTPError) as error:
+            raise translate_error(operation, error) from error
+
+    async def _read(self, operation: str, call: Callable[[], Any]) -> Any:
+        """An idempotent call: retried on timeouts, 5xx and 429 as the retry policy says."""
+
+        def note(error: ScenarioError, attempt: int, wait: float) -> None:
+            log.debug("%s failed (%s); retry %d in %.2f s", operation, error, attempt, wait)
+
+        return await call_with_retries(
+            lambda: self._once(operation, call), self.retry, on_retry=note
+        )
+
+    # -- models ---------------------------------------------------------------------------------
+
+    async def get_model(self, model_id: str) -> ModelSpec:
+        """The model and its ``inputs[]`` (``GET /models/{modelId}``), fetched once per client."""
+        if model_id not in self._models:
+            response = await self._read(
+                f"GET /models/{model_id}",
+                lambda: self._sdk.models.retrieve(model_id, project_id=self._project),
+            )
+            self._models[model_id] = ModelSpec.model_validate(_as_dict(response.model))
+        return self._models[model_id]
+
+    # -- assets and uploads ---------------------------------------------------------------------
+
+    async def upload(self, data: bytes, *, name: str, mime_type: str, kind: str) -> str:
+        """Upload bytes as an asset and return its id.
+
+        Images under 6 MB go as base64 through ``POST /assets``; larger images and every video
+        through the multipart ``/uploads`` flow (contract §3.1 and §3.2).
+        """
+        if kind == "image" and len(data) < BASE64_UPLOAD_LIMIT:
+            encoded = base64.b64encode(data).decode("ascii")
+            # Not retried: a lost answer would leave a duplicate asset, which is free but clutter.
+            response = await self._once(
+                "POST /assets",
+                lambda: self._sdk.assets.upload(name=name, image=encoded, project_id=self._project),
+            )
+            return str(response.asset.id)
+        return await self._upload_multipart(data, name=name, mime_type=mime_type, kind=kind)
+
+    async def _upload_multipart(self, data: bytes, *, name: str, mime_type: str, kind: str) -> str:
+        parts = max(1, math.ceil(len(data) / MULTIPART_PART_SIZE))
+        created = await self._once(
+            "POST /uploads",
+            lambda: self._sdk.uploads.create(
+                file_name=name,
+                content_type=mime_type,
+                kind=kind,  # type: ignore[arg-type]
+                parts=parts,
+                file_size=len(data),
+                project_id=self._project,
+            ),
+        )
+        upload = created.upload
+        for part in sorted(upload.parts or [], key=lambda p: p.number):
+            start = (int(part.number) - 1) * MULTIPART_PART_SIZE
+            chunk = data[start : start + MULTIPART_PART_SIZE]
+            await self._read(
+                f"PUT upload part {int(part.number)}",
+                functools.partial(self._put_part, part.url, chunk, mime_type),
+            )
+        await self._once(
+            f"POST /uploads/{upload.id}/action",
+            lambda: self._sdk.uploads.trigger_action(
+                upload.id, action="complete", project_id=self._project
+            ),
+        )
+        return await self._wait_for_upload(upload.id)
+
+    async def _put_part(self, url: str, chunk: bytes, mime_type: str) -> None:
+        response = await self.cdn.put(url, content=chunk, headers={"Content-Type": mime_type})
+        if response.status_code >= 500:
+            raise ScenarioServerError("PUT upload part", response.status_code, response.text)
+        if response.status_code >= 400:
+            raise ScenarioAPIError("PUT upload part", response.status_code, response.text)
+
+    async def get_upload(self, upload_id: str) -> Upload:
+        response = await self._read(
+            f"GET /uploads/{upload_id}",
+            lambda: self._sdk.uploads.retrieve(upload_id, project_id=self._project),
+        )
+        u = response.upload
+        return Upload(
+            id=u.id,
+            status=u.status,
+            part_urls=[p.url for p in (u.parts or [])],
+            asset_id=u.entity_id,
+            error=u.error_message,
+        )
+
+    async def _wait_for_upload(self, upload_id: str, timeout_s: float = 600.0) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        delay = 0.2
+        while True:
+            upload = await self.get_upload(upload_id)
+            if upload.status == "failed":
+                raise InvalidInput(f"upload {upload_id} was refused: {upload.error}")
+            if upload.asset_id and upload.status in ("imported", "complete"):
+                return upload.asset_id
+            if loop.time() > deadline:
+                raise ScenarioError(f"upload {upload_id} not imported after {timeout_s:g} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 3.0)
+
+    async def get_asset(self, asset_id: str) -> Asset:
+        """``GET /assets/{assetId}``: the asset with a freshly signed ``url``."""
+        response = await self._read(
+            f"GET /assets/{asset_id}",
+            lambda: self._sdk.assets.retrieve(asset_id, project_id=self._project),
+        )
+        return _asset_from_api(_as_dict(response.asset))
+
+    async def get_assets(self, asset_ids: Iterable[str]) -> list[Asset]:
+        """Many assets in one request (``POST /assets/get-bulk``: a read, so retried)."""
+        ids = list(asset_ids)
+        if not ids:
+            return []
+        response = await self._read(
+            "POST /assets/get-bulk",
+            lambda: self._sdk.assets.get_bulk(asset_ids=ids, project_id=self._project),
+        )
+        return [_asset_from_api(_as_dict(a)) for a in response.assets]
+
+    async def fresh_download_url(self, asset_id: str) -> str:
+        """A new signed URL for the original file (``POST /assets/{id}/download``)."""
+        response = await self._read(
+            f"POST /assets/{asset_id}/download",
+            lambda: self._sdk.assets.download.request(asset_id, project_id=self._project),
+        )
+        return str(response.url)
+
+    # -- generate -------------------------------------------------------------------------------
+
+    async def price(self, model_id: str, body: dict[str, Any]) -> Price:
+        """The creative-unit cost of a job, from a dry run (HTTP 269; nothing runs or is charged).
+
+        The 269 body has no ``job`` key although the SDK's model requires one, so it is read raw.
+        """
+        operation = f"POST /generate/custom/{model_id}?dryRun"
+
+        async def dry_run() -> Any:
+            return await self._sdk.generate.with_raw_response.run_model(
+                model_id, body=body, dry_run="true", project_id=self._project
+            )
+
+        raw = await self._read(operation, dry_run)
+        payload = raw.http_response.json()
+        if raw.status_code != DRY_RUN_STATUS or "creativeUnitsCost" not in payload:
+            raise ScenarioError(
+                f"{operation}: expected HTTP 269 with a cost, got HTTP {raw.status_code}"
+                f"{' and a job: a job may have been created' if 'job' in payload else ''}"
+            )
+        details = payload.get("costDetails") or {}
+        return Price(
+            creative_units=float(payload["creativeUnitsCost"]),
+            discount=float(payload.get("creativeUnitsDiscount") or 0.0),
+            details={k: float(v) for k, v in details.items() if isinstance(v, int | float)},
+        )
+
+    async def submit(
+        self,
+        model_id: str,
+        body: dict[str, Any],
+        *,
+        exclude_job_ids: Iterable[str] = (),
+        reconcile_attempts: int = 3,
+    ) -> SubmittedJob:
+        """Submit a job, paying for it at most once.
+
+        A POST that got no answer (timeout, dropped connection, 5xx) may still have created the
+        job. Before sending it again we list the jobs created since just before the POST and look
+        for one whose ``metadata.input`` echoes this body; only if none turns up is it resent.
+        A 429 created nothing, so it is waited out (``remainingSeconds``) and resent.
+
+        Args:
+            model_id: The model to run.
+            body: The validated flat body of model inputs.
+            exclude_job_ids: Jobs already claimed by other inputs with an identical body.
+            reconcile_attempts: How many lost answers to reconcile before giving up.
+        """
+        operation = f"POST /generate/custom/{model_id}"
+        claimed = set(exclude_job_ids)
+        attempt = 1
+        while True:
+            # A margin for clock skew between us and the API server.
+            since = datetime.now(UTC) - timedelta(minutes=2)
+            try:
+                response = await self._once(
+                    operation,
+                    lambda: self._sdk.generate.run_model(
+                        model_id, body=body, project_id=self._project
+                    ),
+                )
+            except ScenarioRateLimited as error:
+                wait = self.retry.wait_for(error, attempt)
+                if wait is None or attempt >= self.retry.attempts:
+                    raise
+                log.info("%s: concurrency ceiling reached; waiting %.1f s", operation, wait)
+                await asyncio.sleep(wait)
+                attempt += 1
+                continue
+            except (ScenarioConnectionError, ScenarioServerError) as error:
+                log.warning("%s got no usable answer (%s); looking for the job", operation, error)
+                found = await self.find_job(body, created_after=since, exclude=claimed)
+                if found is not None:
+                    log.info(
+                        "%s: found job %s created by the lost request", operation, found.job_id
+                    )
+                    return SubmittedJob(
+                        job=found, creative_units=found.creative_units, reconciled=True
+                    )
+                if attempt >= reconcile_attempts:
+                    raise SubmitFailed(
+                        f"{operation}: {error}; no job was created for this input "
+                        f"after {attempt} tries, so nothing was charged"
+                    ) from error
+                await asyncio.sleep(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            data = _as_dict(response)
+            cost = data.get("creativeUnitsCost")
+            return SubmittedJob(
+                job=_job_from_api(data["job"], cost),
+                creative_units=float(cost) if cost is not None else None,
+            )
+
+    async def find_job(
+        self,
+        body: dict[str, Any],
+        *,
+        created_after: datetime,
+        exclude: Iterable[str] = (),
+        settle_s: float = 1.0,
+    ) -> Job | None:
+        """Find a custom job created after ``created_after`` whose input echoes ``body``.
+
+        Listing twice, ``settle_s`` apart, covers a job whose creation was still being committed
+        when the first listing ran.
+        """
+        excluded = set(exclude)
+        for pass_number in range(2):
+            async for job in self.list_jobs(created_after=created_after):
+                if job.job_id not in excluded and same_request(job.input, body):
+                    return job
+            if pass_number == 0:
+                await asyncio.sleep(settle_s)
+        return None
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job:
+        """``GET /jobs/{jobId}``."""
+        response = await self._read(
+            f"GET /jobs/{job_id}",
+            lambda: self._sdk.jobs.retrieve(job_id, project_id=self._project),
+        )
+        return _job_from_api(_as_dict(response.job))
+
+    async def list_jobs(
+        self,
+        *,
+        created_after: datetime | None = None,
+        updated_after: datetime | None = None,
+        status: str | None = None,
+        job_type: Literal["custom"] = "custom",
+        page_size: int = 100,
+    ) -> AsyncIterator[Job]:
+        """Every job matching the filters, following ``nextPaginationToken`` to the end.
+
+        Pages may be short, or empty, while a token is set (contract §2): we keep going.
+        """
+        token: str | None = None
+        while True:
+            query: dict[str, Any] = {"type": job_type, "page_size": page_size}
+            if created_after is not None:
+                query["created_after"] = _iso(created_after)
+            if updated_after is not None:
+                query["updated_after"] = _iso(updated_after)
+            if status is not None:
+                query["status"] = status
+            if token:
+                query["pagination_token"] = token
+
+            async def page(query: dict[str, Any] = query) -> Any:
+                return await self._sdk.jobs.list(project_id=self._project, **query)
+
+            cursor = await self._read("GET /jobs", page)
+            for job in cursor.jobs or []:
+                yield _job_from_api(_as_dict(job))
+            token = cursor.next_pagination_token
+            if not token:
+                return

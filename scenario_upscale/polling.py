@@ -1,0 +1,285 @@
+"""One watcher follows many jobs until each reaches a terminal status.
+
+Cadence: a job is asked about soon after submit, then less and less often while it shows no
+progress, and again sooner when its progress says it is nearly done. When several jobs are in
+flight, one ``GET /v1/jobs?updatedAfter=…`` listing answers for all of them, instead of one
+``GET /v1/jobs/{id}`` per job per tick. ``updatedAfter`` is taken from the server's own
+``updatedAt`` stamps, so a clock difference between us and the API loses no update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scenario_upscale.errors import JobTimedOut, ScenarioError, ScenarioNotFound
+from scenario_upscale.models import Job
+
+log = logging.getLogger("scenario_upscale.polling")
+
+
+class JobSource(Protocol):
+    """What the watcher needs from a client (``ScenarioClient`` fits)."""
+
+    async def get_job(self, job_id: str) -> Job: ...
+
+    def list_jobs(self, *, updated_after: datetime | None = None) -> _JobIterator: ...
+
+
+class _JobIterator(Protocol):
+    def __aiter__(self) -> _JobIterator: ...
+
+    async def __anext__(self) -> Job: ...
+
+
+class PollPolicy(BaseModel):
+    """How often to ask, and for how long.
+
+    Example:
+        >>> PollPolicy(deadline_s=1800).max_interval_s
+        10.0
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    first_interval_s: float = Field(default=1.0, gt=0, description="Wait before the first ask.")
+    min_interval_s: float = Field(default=0.2, gt=0)
+    max_interval_s: float = Field(default=10.0, gt=0)
+    growth: float = Field(default=1.5, ge=1.0, description="Slow-down per tick with no progress.")
+    deadline_s: float = Field(default=3600.0, gt=0, description="Per job, from when it is tracked.")
+    list_threshold: int = Field(
+        default=3, ge=1, description="From this many jobs in flight on, one listing serves all."
+    )
+    stale_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Ask a job directly when no listing mentioned it for this long.",
+    )
+    not_found_grace: int = Field(default=3, ge=0, description="404s tolerated right after submit.")
+    max_consecutive_errors: int = Field(default=8, ge=1)
+
+
+@dataclass
+class _Tracked:
+    job: Job
+    future: asyncio.Future[Job]
+    started: float
+    last_seen: float
+    last_progress_change: float
+    misses: int = 0
+    not_found: int = 0
+    on_update: Callable[[Job], None] | None = None
+    idle_ticks: int = field(default=0)
+
+
+class JobWatcher:
+    """Tracks jobs and resolves one future per job when it reaches a terminal status.
+
+    Use it as an async context manager; its polling loop runs only while jobs are tracked.
+
+    Example:
+        >>> async def wait_all(client, jobs):
+        ...     async with JobWatcher(client) as watcher:
+        ...         return await asyncio.gather(*(watcher.wait(job) for job in jobs))
+    """
+
+    def __init__(self, source: JobSource, policy: PollPolicy | None = None) -> None:
+        self.source = source
+        self.policy = policy or PollPolicy()
+        self._tracked: dict[str, _Tracked] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._cursor: datetime | None = None
+        self.requests = 0
+        """Status requests sent so far (listings and single GETs), for benchmarks and tests."""
+
+    async def __aenter__(self) -> Self:
+        self._loop_task = asyncio.create_task(self._run(), name="scenario-job-watcher")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for tracked in self._tracked.values():
+            tracked.future.cancel()
+
+    def track(
+        self, job: Job, on_update: Callable[[Job], None] | None = None
+    ) -> asyncio.Future[Job]:
+        """Follow ``job``; the future resolves to the terminal job or fails with JobTimedOut.
+
+        ``on_update`` is called with each new state (status or progress changed).
+        """
+        loop = asyncio.get_running_loop()
+        if job.job_id in self._tracked:
+            return self._tracked[job.job_id].future
+        future: asyncio.Future[Job] = loop.create_future()
+        if job.outcome is not None:
+            future.set_result(job)
+            return future
+        now = time.monotonic()
+        self._tracked[job.job_id] = _Tracked(job, future, now, now, now, on_update=on_update)
+        if job.created_at is not None:
+            floor = job.created_at - timedelta(seconds=5)
+            self._cursor = floor if self._cursor is None else min(self._cursor, floor)
+        self._wake.set()
+        return future
+
+    async def wait(self, job: Job, on_update: Callable[[Job], None] | None = None) -> Job:
+        """Track ``job`` and wait for its terminal state."""
+        return await self.track(job, on_update)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        errors = 0
+        while True:
+            if not self._tracked:
+                self._wake.clear()
+                await self._wake.wait()
+            await self._sleep_until_tick()
+            try:
+                await self._tick()
+                errors = 0
+            except ScenarioError as error:
+                errors += 1
+                log.warning("polling failed (%d in a row): %s", errors, error)
+                if errors >= self.policy.max_consecutive_errors:
+                    self._fail_all(error)
+                    errors = 0
+            self._expire()
+
+    async def _sleep_until_tick(self) -> None:
+        tick_at = time.monotonic() + self._next_delay()
+        while (remaining := tick_at - time.monotonic()) > 0:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
+            # A newly tracked job is first asked about within ``first_interval_s``; pulling the
+            # tick earlier (never later) means a stream of new jobs cannot starve the others.
+            tick_at = min(tick_at, time.monotonic() + self.policy.first_interval_s)
+
+    def _next_delay(self) -> float:
+        p = self.policy
+        now = time.monotonic()
+        best = p.max_interval_s
+        for t in self._tracked.values():
+            age = now - t.started
+            if t.job.progress > 0 and age > 0:
+                # Time to completion at the observed rate; ask again around halfway there.
+                remaining = age * (1 - t.job.progress) / t.job.progress
+                guess = remaining / 2
+            else:
+                guess = p.first_interval_s * p.growth**t.idle_ticks
+            best = min(best, guess)
+        return max(p.min_interval_s, min(p.max_interval_s, best))
+
+    async def _tick(self) -> None:
+        pending = [t for t in self._tracked.values() if not t.future.done()]
+        if not pending:
+            return
+        now = time.monotonic()
+        if len(pending) >= self.policy.list_threshold and self._cursor is not None:
+            seen = await self._poll_by_listing()
+            stale = [
+                t
+                for t in pending
+                if t.job.job_id not in seen and now - t.last_seen > self.policy.stale_after_s
+            ]
+        else:
+            stale = pending
+        for t in stale:
+            await self._poll_one(t)
+
+    async def _poll_by_listing(self) -> set[str]:
+        assert self._cursor is not None
+        seen: set[str] = set()
+        newest = self._cursor
+        self.requests += 1
+        async for job in self.source.list_jobs(updated_after=self._cursor):
+            if job.updated_at is not None and job.updated_at > newest:
+                newest = job.updated_at
+            tracked = self._tracked.get(job.job_id)
+            if tracked is not None:
+                seen.add(job.job_id)
+                self._update(tracked, job)
+        # Overlap a little: two updates in the same millisecond must not fall between listings.
+        self._cursor = newest - timedelta(seconds=1)
+        for t in self._tracked.values():
+            if t.job.job_id not in seen:
+                t.idle_ticks += 1
+        return seen
+
+    async def _poll_one(self, tracked: _Tracked) -> None:
+        self.requests += 1
+        try:
+            job = await self.source.get_job(tracked.job.job_id)
+        except ScenarioNotFound:
+            # Right after submit a job can be briefly invisible to reads.
+            tracked.not_found += 1
+            if tracked.not_found > self.policy.not_found_grace:
+                self._finish(
+                    tracked,
+                    error=ScenarioError(
+                        f"job {tracked.job.job_id} is unknown to the API (404 after "
+                        f"{tracked.not_found} polls)"
+                    ),
+                )
+            return
+        self._update(tracked, job)
+
+    def _update(self, tracked: _Tracked, job: Job) -> None:
+        now = time.monotonic()
+        tracked.last_seen = now
+        changed = (job.status, job.progress) != (tracked.job.status, tracked.job.progress)
+        if changed:
+            if job.status != tracked.job.status:
+                log.info("job %s: %s → %s", job.job_id, tracked.job.status, job.status)
+            tracked.last_progress_change = now
+            tracked.idle_ticks = 0
+            tracked.job = job
+            if tracked.on_update is not None:
+                tracked.on_update(job)
+        else:
+            tracked.idle_ticks += 1
+        if job.outcome is not None:
+            self._finish(tracked, job=job)
+
+    def _finish(
+        self, tracked: _Tracked, *, job: Job | None = None, error: Exception | None = None
+    ) -> None:
+        self._tracked.pop(tracked.job.job_id, None)
+        if tracked.future.done():
+            return
+        if error is not None:
+            tracked.future.set_exception(error)
+        else:
+            tracked.future.set_result(job or tracked.job)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        late = [t for t in self._tracked.values() if now - t.started > self.policy.deadline_s]
+        for t in late:
+            self._finish(t, error=JobTimedOut([t.job.job_id], self.policy.deadline_s))
+
+    def _fail_all(self, error: ScenarioError) -> None:
+        for t in list(self._tracked.values()):
+            self._finish(t, error=error)
