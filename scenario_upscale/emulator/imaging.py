@@ -1,0 +1,97 @@
+"""Byte-level media work: recognise uploaded files and really resize images (Pillow).
+
+Everything here is synchronous and CPU-bound; callers run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
+
+# Formats the docs list for uploads that Pillow can decode (svg/heic are not decodable here).
+_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "TIFF", "AVIF", "BMP"}
+# Output keeps the input's format when it is a common web format, else PNG.
+_OUTPUT_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+
+
+class InvalidMedia(ValueError):
+    """The bytes are not a file of the declared kind."""
+
+
+class MediaInfo(BaseModel):
+    kind: Literal["image", "video"]
+    mime_type: str
+    extension: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
+def inspect_image(data: bytes) -> MediaInfo:
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            probe.verify()
+        # verify() leaves the image unusable, hence the second open for the size.
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format or ""
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidMedia(f"not a decodable image ({exc.__class__.__name__})") from exc
+    if fmt not in _IMAGE_FORMATS:
+        raise InvalidMedia(f"unsupported image format {fmt or 'unknown'}")
+    mime = Image.MIME.get(fmt, f"image/{fmt.lower()}")
+    extension = {"JPEG": "jpg", "TIFF": "tiff"}.get(fmt, fmt.lower())
+    return MediaInfo(
+        kind="image",
+        mime_type=mime,
+        extension=extension,
+        size=len(data),
+        width=width,
+        height=height,
+    )
+
+
+def inspect_video(data: bytes) -> MediaInfo:
+    """Container sniffing only: the emulator does not decode video frames."""
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand == b"qt  ":
+            return MediaInfo(
+                kind="video", mime_type="video/quicktime", extension="mov", size=len(data)
+            )
+        return MediaInfo(kind="video", mime_type="video/mp4", extension="mp4", size=len(data))
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return MediaInfo(kind="video", mime_type="video/webm", extension="webm", size=len(data))
+    raise InvalidMedia("not a recognised video container (mp4, mov, webm)")
+
+
+def inspect_media(data: bytes, kind: str) -> MediaInfo:
+    if kind == "image":
+        return inspect_image(data)
+    if kind == "video":
+        return inspect_video(data)
+    raise InvalidMedia(f"kind '{kind}' is not supported by the emulator (image or video only)")
+
+
+def resize_image(data: bytes, width: int, height: int) -> tuple[bytes, MediaInfo]:
+    """Resample ``data`` to exactly ``width`` x ``height``; returns the encoded output."""
+    with Image.open(io.BytesIO(data)) as source:
+        source.seek(0)  # first frame of animated GIF/WebP
+        fmt = source.format if source.format in _OUTPUT_FORMATS else "PNG"
+        frame = source.convert("RGB" if fmt == "JPEG" else "RGBA")
+    resized = frame.resize((width, height), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    resized.save(buffer, format=fmt)
+    out = buffer.getvalue()
+    info = MediaInfo(
+        kind="image",
+        mime_type=Image.MIME[fmt],
+        extension=_OUTPUT_FORMATS[fmt],
+        size=len(out),
+        width=width,
+        height=height,
+    )
+    return out, info

@@ -1,0 +1,1 @@
+"""HTTP routers, one per resource of the contract (plus the no-auth CDN/S3 and admin routes)."""
