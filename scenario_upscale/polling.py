@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -32,13 +32,7 @@ class JobSource(Protocol):
 
     async def get_job(self, job_id: str) -> Job: ...
 
-    def list_jobs(self, *, updated_after: datetime | None = None) -> _JobIterator: ...
-
-
-class _JobIterator(Protocol):
-    def __aiter__(self) -> _JobIterator: ...
-
-    async def __anext__(self) -> Job: ...
+    def list_jobs(self, *, updated_after: datetime | None = None) -> AsyncIterator[Job]: ...
 
 
 class PollPolicy(BaseModel):

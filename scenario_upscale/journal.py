@@ -1,0 +1,108 @@
+"""A batch's memory across crashes: what was uploaded, submitted and collected.
+
+An append-only JSON-lines file, one record per fact, flushed to disk before the next step. It is
+written *before* a submit ("submitting") and after it ("submitted"), so a rerun knows which inputs
+may have a job on Scenario already: those are looked up, never paid for again.
+
+Records carry a namespace (API base URL + project) so a journal written against the emulator never
+lends its asset or job ids to a run against Scenario's cloud.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RecordKind = Literal["uploaded", "submitting", "submitted", "collected"]
+
+
+class JournalRecord(BaseModel):
+    kind: RecordKind
+    namespace: str
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    key: str | None = None
+    sha256: str | None = None
+    asset_id: str | None = None
+    job_id: str | None = None
+    creative_units: float | None = None
+    outputs: list[str] = Field(default_factory=list)
+
+
+def request_key(sha256: str, model_id: str, parameters: dict[str, Any]) -> str:
+    """One input, one model, one set of parameters: the unit that is paid for once.
+
+    Example:
+        >>> request_key("ab", "model_x", {"b": 1, "a": 2}) == request_key("ab", "model_x",
+        ...                                                              {"a": 2, "b": 1})
+        True
+    """
+    canonical = json.dumps([sha256, model_id, parameters], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class Journal:
+    """The records of one output target, read at start and appended as work happens.
+
+    Args:
+        path: The JSON-lines file (created with its folder when missing).
+        namespace: Which API this run talks to; records of other namespaces are ignored.
+    """
+
+    def __init__(self, path: Path, namespace: str) -> None:
+        self.path = path
+        self.namespace = namespace
+        self._lock = threading.Lock()
+        self.uploads: dict[str, str] = {}
+        self.submitting: dict[str, datetime] = {}
+        self.jobs: dict[str, tuple[str, float | None]] = {}
+        self.collected: dict[str, list[str]] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    # A line cut short by a crash mid-write is the only possible damage: skip it.
+                    try:
+                        record = JournalRecord.model_validate_json(line)
+                    except ValueError:
+                        continue
+                    if record.namespace == namespace:
+                        self._apply(record)
+
+    def _apply(self, record: JournalRecord) -> None:
+        if record.kind == "uploaded" and record.sha256 and record.asset_id:
+            self.uploads[record.sha256] = record.asset_id
+        elif record.kind == "submitting" and record.key:
+            self.submitting[record.key] = record.at
+        elif record.kind == "submitted" and record.key and record.job_id:
+            self.jobs[record.key] = (record.job_id, record.creative_units)
+        elif record.kind == "collected" and record.key:
+            self.collected[record.key] = record.outputs
+
+    def write(self, kind: RecordKind, **fields: Any) -> None:
+        """Append one record and flush it to disk before returning."""
+        record = JournalRecord(kind=kind, namespace=self.namespace, **fields)
+        line = record.model_dump_json(exclude_defaults=False) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._apply(record)
+
+
+def default_journal_path(target: str) -> Path:
+    """Next to local outputs (``<target>/.scenario-upscale/journal.jsonl``); for a remote target,
+    in the user's cache folder, one file per target."""
+    if "://" not in target or target.startswith("file://"):
+        local = Path(target.removeprefix("file://"))
+        return local / ".scenario-upscale" / "journal.jsonl"
+    digest = hashlib.sha256(target.encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "scenario-upscale" / digest / "journal.jsonl"

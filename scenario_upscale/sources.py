@@ -1,0 +1,172 @@
+"""Turn what the user points at into input files: a file, a folder, a glob, an fsspec or http URL,
+or an existing Scenario asset id.
+
+Reading checks that each file is an image or a video we can send, so a bad input fails here, before
+anything is uploaded or paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import mimetypes
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+from typing import Literal
+
+import fsspec
+import httpx
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict
+
+from scenario_upscale.errors import InvalidInput
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".gif", ".avif", ".tif", ".tiff", ".heic", ".bmp"}
+)
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".m4v"})
+_VIDEO_MIME = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+}
+
+MediaKind = Literal["image", "video"]
+
+
+class SourceFile(BaseModel):
+    """One input, read and identified.
+
+    Attributes:
+        location: Where it came from, as given or as found (path, URL or asset id).
+        name: Its file name, used to name the output.
+        asset_id: Set when the input already is a Scenario asset (nothing to upload).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    location: str
+    name: str
+    kind: MediaKind
+    mime_type: str
+    sha256: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+    asset_id: str | None = None
+
+
+def is_asset_id(location: str) -> bool:
+    return location.startswith("asset_") and "/" not in location
+
+
+def _is_http(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def expand(locations: str | Iterable[str]) -> list[str]:
+    """Every input a location names, sorted, duplicates removed.
+
+    A folder (local or ``s3://…/prefix/``) gives the images and videos directly inside it; a glob
+    (``assets/**/*.png``) what it matches; a file, an http URL or an asset id itself.
+
+    Raises:
+        InvalidInput: if a location does not exist or names no image or video.
+
+    Example:
+        >>> expand("asset_abc")
+        ['asset_abc']
+    """
+    items = [locations] if isinstance(locations, str) else list(locations)
+    found: list[str] = []
+    for location in items:
+        if is_asset_id(location) or _is_http(location):
+            found.append(location)
+            continue
+        fs, path = fsspec.core.url_to_fs(location)
+        if any(ch in path for ch in "*?["):
+            matches = [m for m in fs.glob(path) if _media_suffix(m) and fs.isfile(m)]
+        elif fs.isdir(path):
+            matches = [m for m in fs.ls(path, detail=False) if _media_suffix(m) and fs.isfile(m)]
+        elif fs.isfile(path):
+            matches = [path]
+        else:
+            raise InvalidInput(f"input {location!r} does not exist")
+        if not matches:
+            allowed = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+            raise InvalidInput(f"input {location!r} has no image or video files ({allowed})")
+        found.extend(_unstrip(fs, location, m) for m in sorted(matches))
+    return list(dict.fromkeys(found))
+
+
+def _media_suffix(path: str) -> bool:
+    return PurePosixPath(path).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+
+
+def _unstrip(fs: fsspec.AbstractFileSystem, original: str, path: str) -> str:
+    # fsspec drops the protocol from paths it lists; put it back so the location stays usable.
+    if "://" not in original:
+        return str(path)
+    return str(fs.unstrip_protocol(path))
+
+
+def identify(data: bytes, location: str, name: str) -> SourceFile:
+    """Check that ``data`` is an image (decodable by Pillow) or a video, and describe it."""
+    digest = hashlib.sha256(data).hexdigest()
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return SourceFile(
+            location=location,
+            name=name,
+            kind="video",
+            mime_type=_VIDEO_MIME[suffix],
+            sha256=digest,
+            size=len(data),
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            fmt, width, height = image.format or "", image.width, image.height
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise InvalidInput(
+            f"input {location!r} is not an image Scenario can upscale ({error}); "
+            f"give one of: {', '.join(sorted(IMAGE_SUFFIXES))} or a video"
+        ) from None
+    mime = Image.MIME.get(fmt) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return SourceFile(
+        location=location,
+        name=name,
+        kind="image",
+        mime_type=mime,
+        sha256=digest,
+        size=len(data),
+        width=width,
+        height=height,
+    )
+
+
+async def read(location: str, http: httpx.AsyncClient) -> tuple[SourceFile, bytes]:
+    """Read one input (not an asset id) and identify it."""
+    name = PurePosixPath(location.split("?", 1)[0]).name or "input"
+    if _is_http(location):
+        response = await http.get(location)
+        if response.status_code != 200:
+            raise InvalidInput(f"input {location!r} could not be read: HTTP {response.status_code}")
+        data = response.content
+    else:
+        try:
+            data = await asyncio.to_thread(_read_fs, location)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+            raise InvalidInput(f"input {location!r} could not be read: {error}") from None
+    if not data:
+        raise InvalidInput(f"input {location!r} is empty")
+    return identify(data, location, name), data
+
+
+def _read_fs(location: str) -> bytes:
+    with fsspec.open(location, "rb") as handle:
+        data: bytes = handle.read()
+    return data

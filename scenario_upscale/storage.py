@@ -1,0 +1,223 @@
+"""Write outputs where the user wants them, completely or not at all.
+
+Each output is streamed from its signed URL (without our credentials: the CDN signature is the
+authorisation) to ``<name>.part``, checked, then renamed into place, so a crash or a broken
+transfer never leaves a half-written file under the final name. Works for local paths and any
+fsspec URL (``s3://``, ``gs://``, ``memory://``…).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import PurePosixPath
+from typing import IO
+
+import fsspec
+import httpx
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict
+
+from scenario_upscale.errors import DownloadFailed
+from scenario_upscale.models import Asset
+
+log = logging.getLogger("scenario_upscale.storage")
+
+_EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/avif": "avif",
+    "image/tiff": "tiff",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+}
+_CHUNK = 1024 * 1024
+
+
+class StoredOutput(BaseModel):
+    """An output file in place."""
+
+    model_config = ConfigDict(frozen=True)
+
+    location: str
+    size: int
+    sha256: str
+    mime_type: str
+    width: int | None = None
+    height: int | None = None
+
+
+def output_name(source_name: str, model_id: str, scale: str, mime_type: str, index: int = 0) -> str:
+    """``<stem>@<model><scale>.<ext>``, predictable so reruns find their outputs.
+
+    Example:
+        >>> output_name("hero.png", "model_upscale-v3", "x4", "image/png")
+        'hero@upscale-v3x4.png'
+        >>> output_name("sky.jpg", "model_scenario-gemini-upscale", "4k", "image/png", index=1)
+        'sky@scenario-gemini-upscale-4k-2.png'
+    """
+    stem = PurePosixPath(source_name).stem
+    short = model_id.removeprefix("model_")
+    label = scale if scale.startswith("x") else f"-{scale}"
+    extension = _EXTENSIONS.get(mime_type, PurePosixPath(source_name).suffix.lstrip(".") or "bin")
+    suffix = f"-{index + 1}" if index else ""
+    return f"{stem}@{short}{label}{suffix}.{extension}"
+
+
+def join(target: str, name: str) -> str:
+    return target.rstrip("/") + "/" + name
+
+
+def extension_for(mime_type: str) -> str | None:
+    return _EXTENSIONS.get(mime_type)
+
+
+def exists(location: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(location)
+    return bool(fs.isfile(path))
+
+
+def image_size(location: str) -> tuple[int | None, int | None]:
+    """Width and height of an image, from its header alone; ``(None, None)`` if not an image."""
+    fs, path = fsspec.core.url_to_fs(location)
+    try:
+        with fs.open(path, "rb") as handle, Image.open(handle) as image:
+            width, height = image.size
+            return width, height
+    except (UnidentifiedImageError, OSError):
+        return None, None
+
+
+def _sha256_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def download(
+    cdn: httpx.AsyncClient,
+    asset: Asset,
+    destination: str,
+    *,
+    refresh_url: Callable[[str], Awaitable[str]],
+    alternative: str | None = None,
+    attempts: int = 4,
+) -> StoredOutput:
+    """Stream ``asset`` to ``destination`` atomically and check it.
+
+    Args:
+        cdn: An http client without Scenario credentials.
+        asset: The output asset, with its signed ``url``.
+        destination: Final local path or fsspec URL.
+        refresh_url: Gets a fresh signed URL for an asset id, used when the URL has expired (403).
+        alternative: Where to write instead when a *different* file already sits at
+            ``destination`` (an identical one is kept as it is). Without it, that is an error:
+            a result is never overwritten silently.
+        attempts: Tries in all, for expired URLs and transient network or server errors.
+
+    Raises:
+        DownloadFailed: if the bytes never arrived whole, or are not what the asset announced.
+    """
+    url = asset.url
+    last_error = "no attempt made"
+    for attempt in range(1, attempts + 1):
+        try:
+            return await _fetch_to(cdn, url, asset, destination, alternative)
+        except _Expired:
+            log.info("signed URL for %s expired; asking for a fresh one", asset.id)
+            url = await refresh_url(asset.id)
+            last_error = "the signed URL kept expiring"
+        except (httpx.TransportError, _Transient) as error:
+            last_error = f"{type(error).__name__}: {error}"
+            await asyncio.sleep(random.uniform(0, min(8.0, 0.5 * 2**attempt)))
+    raise DownloadFailed(
+        f"output {asset.id} could not be downloaded to {destination}: {last_error}"
+    )
+
+
+class _Expired(Exception):
+    pass
+
+
+class _Transient(Exception):
+    pass
+
+
+async def _fetch_to(
+    cdn: httpx.AsyncClient, url: str, asset: Asset, dest: str, alternative: str | None
+) -> StoredOutput:
+    fs, path = fsspec.core.url_to_fs(dest)
+    part = path + ".part"
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    try:
+        stored = await _stream_to_part(cdn, url, asset, fs, part, dest)
+        if fs.isfile(path) and _sha256_of(fs, path) != stored.sha256:
+            if alternative is None:
+                raise DownloadFailed(
+                    f"{dest} already holds a different file; not overwriting it with {asset.id}"
+                )
+            log.warning("%s holds a different result; writing %s instead", dest, alternative)
+            fs, path = fsspec.core.url_to_fs(alternative)
+            stored = stored.model_copy(update={"location": alternative})
+        # On a local disk mv is an atomic rename; object stores have no partial objects anyway.
+        fs.mv(part, path)
+        return stored
+    finally:
+        if fs.exists(part):
+            fs.rm(part)
+
+
+async def _stream_to_part(
+    cdn: httpx.AsyncClient,
+    url: str,
+    asset: Asset,
+    fs: fsspec.AbstractFileSystem,
+    part: str,
+    dest: str,
+) -> StoredOutput:
+    digest = hashlib.sha256()
+    size = 0
+    async with cdn.stream("GET", url) as response:
+        if response.status_code in (401, 403, 410):
+            raise _Expired()
+        if response.status_code in (408, 429) or response.status_code >= 500:
+            raise _Transient(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise DownloadFailed(f"output {asset.id}: the CDN answered HTTP {response.status_code}")
+        announced = response.headers.get("content-length")
+        handle: IO[bytes]
+        with fs.open(part, "wb") as handle:
+            async for chunk in response.aiter_bytes(_CHUNK):
+                digest.update(chunk)
+                handle.write(chunk)
+                size += len(chunk)
+    expected = asset.size if asset.size is not None else (int(announced) if announced else None)
+    if expected is not None and size != expected:
+        raise _Transient(f"got {size} bytes of {expected}")
+    width = height = None
+    mime = asset.mime_type
+    if asset.kind == "image":
+        try:
+            with fs.open(part, "rb") as handle, Image.open(handle) as image:
+                width, height = image.size  # the header only: no full decode
+                mime = Image.MIME.get(image.format or "", mime)
+        except (UnidentifiedImageError, OSError) as error:
+            raise DownloadFailed(f"output {asset.id} is not a readable image: {error}") from None
+    return StoredOutput(
+        location=dest,
+        size=size,
+        sha256=digest.hexdigest(),
+        mime_type=mime,
+        width=width,
+        height=height,
+    )
