@@ -45,6 +45,7 @@ async def list_jobs(
     status: str | None = None,
     type_: str | None = Query(None, alias="type"),
     types: str | None = None,
+    workflow_id: str | None = Query(None, alias="workflowId"),
     created_after: str | None = Query(None, alias="createdAfter"),
     updated_after: str | None = Query(None, alias="updatedAfter"),
     page_size: int = Query(50, alias="pageSize"),
@@ -58,30 +59,43 @@ async def list_jobs(
             f"Invalid parameter 'status': {status!r} is not one of {sorted(_STATUSES)}"
         )
     wanted_types = set(split_csv(type_, types))
+    # SDK docstring: status/type/types/workflowId switch the order to update date, and
+    # createdAfter is then not allowed ("use updatedAfter with them").
+    by_update = status is not None or bool(wanted_types) or workflow_id is not None
+    if by_update and created_after is not None:
+        raise bad_request(
+            "Invalid parameter 'createdAfter': not allowed with status, type, types or"
+            " workflowId (they sort jobs by update date); use 'updatedAfter'"
+        )
     created_min = _parse_time("createdAfter", created_after)
     updated_min = _parse_time("updatedAfter", updated_after)
-    # Cursor = the sequence number of the last job returned; newest first, so later inserts
-    # never shift a page the client is walking through.
-    before = int(decode_cursor(pagination_token).get("before", 0)) if pagination_token else None
+
+    def sort_key(job: JobRecord) -> list[float]:
+        return [job.updated.timestamp(), job.seq] if by_update else [job.seq]
+
+    # Cursor = sort key of the last job returned (newest first). With update-date order a job
+    # that changes while a client pages moves to the front, as it would on a live API.
+    cursor = decode_cursor(pagination_token).get("after") if pagination_token else None
+    if cursor is not None and not isinstance(cursor, list):
+        raise bad_request("Invalid paginationToken")
 
     def keep(job: JobRecord) -> bool:
         return (
-            (before is None or job.seq < before)
+            (cursor is None or sort_key(job) < cursor)
             and (status is None or job.status == status)
             and (not wanted_types or job.job_type in wanted_types)
+            and workflow_id is None  # no emulated job belongs to a workflow
             and (created_min is None or job.created > created_min)
             and (updated_min is None or job.updated > updated_min)
         )
 
     matching = sorted(
-        (job for job in runtime.store.jobs.values() if keep(job)),
-        key=lambda job: job.seq,
-        reverse=True,
+        (job for job in runtime.store.jobs.values() if keep(job)), key=sort_key, reverse=True
     )
     page = matching[:page_size]
     body: dict[str, Any] = {"jobs": [job_json(job, runtime.config) for job in page]}
     if len(matching) > page_size:
-        body["nextPaginationToken"] = encode_cursor({"before": page[-1].seq})
+        body["nextPaginationToken"] = encode_cursor({"after": sort_key(page[-1])})
     return body
 
 
