@@ -50,6 +50,9 @@ class EmulatorConfig(BaseModel):
     drop_generate_after_commit: int = Field(default=0, ge=0)
     job_failure_rate: float = Field(default=0.0, ge=0, le=1)
     fail_next_n_jobs: int = Field(default=0, ge=0)
+    # Fake CDN: the next N signed downloads answer 503, or send half the body and reset.
+    fail_next_n_downloads: int = Field(default=0, ge=0)
+    truncate_next_n_downloads: int = Field(default=0, ge=0)
     # Route templates (e.g. "/v1/jobs/{jobId}") the request faults apply to; empty = all /v1.
     fault_routes: list[str] = Field(default_factory=list)
 

@@ -50,14 +50,28 @@ class EmulatorMiddleware:
 
         async def guarded_send(message: Message) -> None:
             nonlocal dropped
+            if dropped:
+                return
             if message["type"] == "http.response.start":
                 if scope.get("emulator.drop"):
                     dropped = True
                     await self._drop(transport)
                     return
                 runtime.stats.statuses[str(message["status"])] += 1
-            if not dropped:
-                await send(message)
+            elif message["type"] == "http.response.body" and scope.get("emulator.truncate"):
+                body = bytes(message.get("body", b""))
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": body[: len(body) // 2],
+                        "more_body": True,
+                    }
+                )
+                dropped = True
+                await asyncio.sleep(0.01)  # let the partial body reach the socket first
+                await self._drop(transport)
+                return
+            await send(message)
 
         if template.startswith("/v1") and self._faults_apply(template):
             fault = await self._request_fault(method)

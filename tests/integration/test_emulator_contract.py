@@ -589,3 +589,17 @@ async def test_stats_count_requests_by_route(
     assert stats.requests["POST /v1/assets"] == 1
     assert stats.requests["GET /v1/assets/{assetId}"] == 2
     assert stats.responses_by_status["200"] >= 3
+
+
+async def test_cdn_download_faults(
+    client: AsyncScenario, cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
+) -> None:
+    raw = make_png(200, 150)
+    url = (await client.assets.retrieve(await upload(client, raw))).asset.url
+    fresh_emulator.configure(fail_next_n_downloads=1, truncate_next_n_downloads=1)
+    assert (await cdn.get(url)).status_code == 503
+    with pytest.raises(httpx.RemoteProtocolError):
+        await cdn.get(url)  # half the body, then the connection is reset
+    assert (await cdn.get(url)).content == raw
+    faults = fresh_emulator.stats().faults_injected
+    assert faults == {"download_5xx": 1, "download_truncated": 1}

@@ -27,6 +27,14 @@ async def download(assetId: str, request: Request) -> Response:
     data = runtime.store.blobs.get(assetId)
     if asset is None or data is None:
         return error_response(404, "Not Found", key="message")
+    if runtime.take("fail_next_n_downloads"):
+        runtime.stats.faults["download_5xx"] += 1
+        return error_response(503, "Service Unavailable", key="message")
+    if request.method == "GET" and runtime.take("truncate_next_n_downloads"):
+        # The middleware sends half the body then resets the connection (the CDN has been
+        # seen closing large transfers mid-stream).
+        request.scope["emulator.truncate"] = True
+        runtime.stats.faults["download_truncated"] += 1
     runtime.stats.cdn_downloads += 1
     return Response(
         content=b"" if request.method == "HEAD" else data,
