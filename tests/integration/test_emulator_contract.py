@@ -295,6 +295,13 @@ async def test_dry_run_is_269_charges_nothing_and_matches_the_real_price(
     stats = fresh_emulator.stats()
     assert (stats.jobs_created, stats.creative_units_charged, stats.dry_runs) == (0, 0, 3)
 
+    fresh_emulator.configure(max_output_megapixels=1)
+    with pytest.raises(scenario_sdk.BadRequestError, match="exceeds the emulator limit"):
+        await client.generate.with_raw_response.run_model(
+            "model_upscale-v3", body={"image": asset_id, "upscaleFactor": 16}, dry_run="true"
+        )
+    fresh_emulator.configure(max_output_megapixels=64)
+
     real = await client.generate.run_model(
         "model_upscale-v3", body={"image": asset_id, "upscaleFactor": 16}
     )
