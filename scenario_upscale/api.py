@@ -21,7 +21,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 import scenario_sdk
@@ -125,6 +125,7 @@ def _job_from_api(data: dict[str, Any], creative_units: float | None = None) -> 
     return Job(
         # contract §7.3: some docs show ``id`` instead of ``jobId``.
         job_id=data.get("jobId") or data["id"],
+        job_type=data.get("jobType"),
         status=str(data.get("status", "pending")),
         progress=float(data.get("progress") or 0.0),
         asset_ids=list(metadata.get("assetIds") or []),
@@ -485,7 +486,11 @@ class ScenarioClient:
         excluded = set(exclude)
         for pass_number in range(2):
             async for job in self.list_jobs(created_after=created_after):
-                if job.job_id not in excluded and same_request(job.input, body):
+                if (
+                    job.job_type == "custom"
+                    and job.job_id not in excluded
+                    and same_request(job.input, body)
+                ):
                     return job
             if pass_number == 0:
                 await asyncio.sleep(settle_s)
@@ -507,27 +512,33 @@ class ScenarioClient:
         created_after: datetime | None = None,
         updated_after: datetime | None = None,
         status: str | None = None,
-        job_type: Literal["custom"] = "custom",
         page_size: int = 100,
     ) -> AsyncIterator[Job]:
         """Every job matching the filters, following ``nextPaginationToken`` to the end.
 
-        Pages may be short, or empty, while a token is set (contract §2): we keep going.
+        The API sorts by creation date unless ``status``/``type`` is given, and then by update
+        date; ``createdAfter`` is only allowed in the first case and ``updatedAfter`` only in the
+        second. So ``updated_after`` lists custom jobs only, and ``created_after`` lists every
+        type (callers filter on ``job_type``). Pages may be short, or empty, while a token is set
+        (contract §2): we keep going.
         """
-        token: str | None = None
-        while True:
-            query: dict[str, Any] = {"type": job_type, "page_size": page_size}
-            if created_after is not None:
-                query["created_after"] = _iso(created_after)
+        if created_after is not None and (updated_after is not None or status is not None):
+            raise ValueError("created_after cannot be combined with updated_after or status")
+        query: dict[str, Any] = {"page_size": page_size}
+        if created_after is not None:
+            query["created_after"] = _iso(created_after)
+        else:
+            query["type"] = "custom"
             if updated_after is not None:
                 query["updated_after"] = _iso(updated_after)
             if status is not None:
                 query["status"] = status
-            if token:
-                query["pagination_token"] = token
+        token: str | None = None
+        while True:
+            page_query = {**query, "pagination_token": token} if token else query
 
-            async def page(query: dict[str, Any] = query) -> Any:
-                return await self._sdk.jobs.list(project_id=self._project, **query)
+            async def page(page_query: dict[str, Any] = page_query) -> Any:
+                return await self._sdk.jobs.list(project_id=self._project, **page_query)
 
             cursor = await self._read("GET /jobs", page)
             for job in cursor.jobs or []:

@@ -173,7 +173,7 @@ class BatchSession:
         self.journal = journal or Journal(default_journal_path(self.target), namespace)
         self.watcher = JobWatcher(client, poll)
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._holding: set[str] = set()
+        self._watching: dict[str, asyncio.Future[Job]] = {}
         self._claimed: set[str] = set()
         # Bytes read but not yet uploaded, by content hash; dropped once uploaded.
         self._unsent: dict[str, bytes] = {}
@@ -369,15 +369,23 @@ class BatchSession:
             self.progress.failed += 1
             self._report()
             return self._failed(item, "failure", error)
-        self._holding.add(submitted.job.job_id)
-        self._claimed.add(submitted.job.job_id)
+        job_id = submitted.job.job_id
+        self._claimed.add(job_id)
         self.progress.submitted += 1
         if not submitted.resumed:
             self.progress.creative_units += submitted.creative_units or 0.0
         self._report()
-        log.info("%s → job %s (%s)", item.source.name, submitted.job.job_id, item.model_id)
-        if submitted.job.outcome is not None:
-            self._release(submitted.job.job_id)
+        log.info("%s → job %s (%s)", item.source.name, job_id, item.model_id)
+
+        def changed(job: Job) -> None:
+            if self._on_job is not None:
+                self._on_job(item, job)
+
+        # Watched from now on, whichever step runs: the slot comes back the moment the job ends,
+        # even while this shard is still submitting.
+        future = self.watcher.track(submitted.job, on_update=changed)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._watching[job_id] = future
         return submitted
 
     async def _find_earlier(self, item: BatchItem) -> SubmittedItem | None:
@@ -419,11 +427,6 @@ class BatchSession:
             reconciled=result.reconciled,
         )
 
-    def _release(self, job_id: str) -> None:
-        if job_id in self._holding:
-            self._holding.discard(job_id)
-            self._slots.release()
-
     # -- wait -----------------------------------------------------------------------------------
 
     async def wait(self, submitted: Sequence[SubmittedItem]) -> list[SubmittedItem | ItemResult]:
@@ -432,23 +435,18 @@ class BatchSession:
 
     async def _wait_one(self, submitted: SubmittedItem) -> SubmittedItem | ItemResult:
         item = submitted.item
-
-        def changed(job: Job) -> None:
-            if self._on_job is not None:
-                self._on_job(item, job)
-
+        future = self._watching.get(submitted.job.job_id)
         try:
-            job = await self.watcher.wait(submitted.job, on_update=changed)
+            # A wait step retried (or run in a later process) re-tracks the job.
+            job = await (future if future is not None else self.watcher.track(submitted.job))
         except JobTimedOut as error:
             self.progress.failed += 1
             self._report()
             return self._failed(item, "timed_out", error, submitted)
         except ScenarioError as error:
-            self._release(submitted.job.job_id)
             self.progress.failed += 1
             self._report()
             return self._failed(item, "failure", error, submitted)
-        self._release(job.job_id)
         self.progress.finished += 1
         if job.outcome != "success":
             self.progress.failed += 1

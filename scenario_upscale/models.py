@@ -104,6 +104,7 @@ class Job(_Model):
     """A job as the engine sees it."""
 
     job_id: str
+    job_type: str | None = None
     status: str
     progress: float = 0.0
     asset_ids: list[str] = Field(default_factory=list)

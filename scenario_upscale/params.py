@@ -132,7 +132,11 @@ def build_body(model: ModelSpec, asset_id: str, parameters: dict[str, Any]) -> d
         if name not in known:
             allowed = ", ".join(sorted(known - {carrier.name}))
             raise InvalidUpscaleParameters(
-                model.id, name, parameters[name], f"inputs of this model: {allowed}"
+                model.id,
+                name,
+                parameters[name],
+                f"inputs of this model: {allowed} (its file input is {carrier.name!r}, "
+                "filled from the source)",
             )
         if name == carrier.name:
             raise InvalidUpscaleParameters(

@@ -163,8 +163,11 @@ class JobWatcher:
         tick_at = time.monotonic() + self._next_delay()
         while (remaining := tick_at - time.monotonic()) > 0:
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the wait ends, and the watcher would then never stop.
             try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
             except TimeoutError:
                 return
             # A newly tracked job is first asked about within ``first_interval_s``; pulling the

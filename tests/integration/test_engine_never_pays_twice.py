@@ -1,0 +1,106 @@
+"""Lost answers, crashes and reruns: a job is paid for once, whatever happens to the client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from scenario_upscale.api import ScenarioClient
+from scenario_upscale.batch import BatchSession, UpscaleSpec, run_batch
+from scenario_upscale.emulator import EmulatorServer
+from scenario_upscale.journal import Journal, default_journal_path
+from tests.support import FAST_POLL, write_images
+
+
+async def test_a_generate_answer_dropped_after_the_job_was_created_is_reconciled(
+    make_client: Callable[..., ScenarioClient], fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    images = write_images(tmp_path / "in", 1)
+    fresh_emulator.configure(drop_generate_after_commit=1)
+    async with make_client(timeout_s=2.0) as client:
+        report = await run_batch(
+            client, str(images[0]), str(tmp_path / "out"), poll=FAST_POLL, dry_run_pricing=False
+        )
+    [result] = report.results
+    assert result.status == "success", result.error
+    assert result.reconciled
+    stats = fresh_emulator.stats()
+    assert stats.faults_injected.get("drop") == 1
+    assert stats.requests["POST /v1/generate/custom/{modelId}"] == 1  # never resent
+    assert stats.jobs_created == 1
+    [charges] = stats.charges_by_input.values()
+    assert charges.charges == 1
+    assert stats.creative_units_charged == result.creative_units
+
+
+async def test_a_5xx_before_anything_was_created_is_resent_once_checked(
+    make_client: Callable[..., ScenarioClient], fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    images = write_images(tmp_path / "in", 1)
+    fresh_emulator.configure(fail_next_n_posts=1, fault_routes=["/v1/generate/custom/{modelId}"])
+    async with make_client() as client:
+        report = await run_batch(
+            client, str(images[0]), str(tmp_path / "out"), poll=FAST_POLL, dry_run_pricing=False
+        )
+    [result] = report.results
+    assert result.status == "success" and not result.reconciled
+    stats = fresh_emulator.stats()
+    assert stats.requests["POST /v1/generate/custom/{modelId}"] == 2
+    assert stats.requests.get("GET /v1/jobs", 0) >= 1  # looked before resending
+    assert stats.jobs_created == 1
+
+
+async def test_a_rerun_of_a_finished_batch_creates_no_job(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 3)
+    first = await run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL)
+    assert first.count("success") == 3
+    before = fresh_emulator.stats()
+    second = await run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL)
+    assert second.count("skipped") == 3 and second.ok
+    assert second.creative_units == 0
+    after = fresh_emulator.stats()
+    assert after.jobs_created == before.jobs_created == 3
+    assert after.assets_created == before.assets_created  # not even uploaded again
+    assert after.dry_runs == before.dry_runs
+
+
+async def test_a_run_killed_after_submit_is_resumed_without_paying_again(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 3)
+    out = str(tmp_path / "out")
+    # The first run submits, then dies before waiting or collecting anything.
+    async with BatchSession(client, out) as session:
+        plan = await session.prepare(str(tmp_path / "in"), [UpscaleSpec()])
+        submitted = await session.submit(plan.items)
+    assert len(submitted) == 3 and fresh_emulator.stats().jobs_created == 3
+
+    report = await run_batch(client, str(tmp_path / "in"), out, poll=FAST_POLL)
+    assert report.count("success") == 3
+    assert all(r.resumed for r in report.results)
+    assert report.creative_units == 0  # paid by the first run
+    assert fresh_emulator.stats().jobs_created == 3
+
+
+async def test_a_run_killed_between_sending_a_submit_and_recording_it_is_reconciled(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 2)
+    out = str(tmp_path / "out")
+    async with BatchSession(client, out) as session:
+        plan = await session.prepare(str(tmp_path / "in"), [UpscaleSpec()])
+        # What a crash leaves: "submitting" was written and the job created, "submitted" never.
+        for item in plan.items:
+            session.journal.write("submitting", key=item.key)
+            await client.submit(item.model_id, item.body)
+    journal = Journal(default_journal_path(out), session.journal.namespace)
+    assert len(journal.submitting) == 2 and not journal.jobs
+
+    report = await run_batch(client, str(tmp_path / "in"), out, poll=FAST_POLL)
+    assert report.count("success") == 2
+    assert all(r.reconciled and r.resumed for r in report.results)
+    stats = fresh_emulator.stats()
+    assert stats.jobs_created == 2
+    assert all(c.charges == 1 for c in stats.charges_by_input.values())

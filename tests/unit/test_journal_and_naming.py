@@ -1,0 +1,52 @@
+"""The crash journal and output naming: pure logic on local files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scenario_upscale.journal import Journal, default_journal_path, request_key
+from scenario_upscale.storage import output_name
+
+
+def test_journal_survives_a_reload_and_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, "emu")
+    journal.write("uploaded", sha256="abc", asset_id="asset_1")
+    journal.write("submitting", key="k1")
+    journal.write("submitted", key="k1", job_id="job_1", creative_units=2.5)
+    journal.write("collected", key="k1", job_id="job_1", outputs=["/out/a.png"])
+    with path.open("a") as handle:
+        handle.write('{"kind": "submitted", "namespace": "emu", "key": "k2", "job_')  # crash
+    again = Journal(path, "emu")
+    assert again.uploads == {"abc": "asset_1"}
+    assert again.jobs == {"k1": ("job_1", 2.5)}
+    assert again.collected == {"k1": ["/out/a.png"]}
+    assert "k1" in again.submitting and "k2" not in again.jobs
+
+
+def test_journal_ignores_other_namespaces(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    Journal(path, "http://127.0.0.1:1/v1|").write("uploaded", sha256="abc", asset_id="asset_1")
+    assert Journal(path, "https://api.cloud.scenario.com/v1|").uploads == {}
+
+
+def test_request_key_depends_on_content_model_and_parameters() -> None:
+    base = request_key("sha", "model_a", {"upscaleFactor": 2})
+    assert base == request_key("sha", "model_a", {"upscaleFactor": 2})
+    assert base != request_key("sha2", "model_a", {"upscaleFactor": 2})
+    assert base != request_key("sha", "model_b", {"upscaleFactor": 2})
+    assert base != request_key("sha", "model_a", {"upscaleFactor": 4})
+
+
+def test_journal_location() -> None:
+    assert default_journal_path("out") == Path("out/.scenario-upscale/journal.jsonl")
+    remote = default_journal_path("s3://bucket/upscaled")
+    assert remote.name == "journal.jsonl" and "scenario-upscale" in remote.parts
+
+
+def test_output_names() -> None:
+    assert output_name("hero.png", "model_upscale-v3", "x4", "image/png") == "hero@upscale-v3x4.png"
+    assert output_name("a.b.jpg", "model_topaz-image-upscale", "2x", "image/jpeg") == (
+        "a.b@topaz-image-upscale-2x.jpg"
+    )
+    assert output_name("clip.mov", "model_x", "x2", "video/mp4", index=2) == "clip@xx2-3.mp4"

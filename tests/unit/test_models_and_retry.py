@@ -1,0 +1,128 @@
+"""Status aliases, error translation and the retry policy: pure logic."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+import scenario_sdk
+
+from scenario_upscale.api import translate_error
+from scenario_upscale.errors import (
+    JobFailed,
+    JobTimedOut,
+    ScenarioAuthError,
+    ScenarioBadRequest,
+    ScenarioConnectionError,
+    ScenarioNotFound,
+    ScenarioRateLimited,
+    ScenarioServerError,
+)
+from scenario_upscale.models import terminal_outcome
+from scenario_upscale.retry import RetryPolicy
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("success", "success"),
+        ("succeeded", "success"),
+        ("completed", "success"),
+        ("failure", "failure"),
+        ("failed", "failure"),
+        ("error", "failure"),
+        ("canceled", "canceled"),
+        ("cancelled", "canceled"),
+        ("CANCELED", "canceled"),
+        ("queued", None),
+        ("pending", None),
+        ("warming-up", None),
+        ("in-progress", None),
+        ("finalizing", None),
+        ("processing", None),
+        ("something-new", None),
+    ],
+)
+def test_terminal_statuses_and_their_aliases(status: str, outcome: str | None) -> None:
+    assert terminal_outcome(status) == outcome
+
+
+def _status_error(status: int, body: object, headers: dict[str, str] | None = None) -> Exception:
+    request = httpx.Request(
+        "GET", "https://api.example/v1/jobs/x", headers={"Authorization": "Basic c2VjcmV0"}
+    )
+    response = httpx.Response(status, json=body, headers=headers, request=request)
+    client = scenario_sdk.Scenario(api_key="k", api_secret="s")
+    return client._make_status_error_from_response(response)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "reason"),
+    [
+        (400, {"reason": "Invalid upscaleFactor"}, ScenarioBadRequest, "Invalid upscaleFactor"),
+        (401, {"message": "Unauthorized"}, ScenarioAuthError, "Unauthorized"),
+        (403, {"error": "plan too low", "traceId": "t-1"}, ScenarioAuthError, "plan too low"),
+        (404, {"detail": "Job not found"}, ScenarioNotFound, "Job not found"),
+        (503, {"reason": "busy"}, ScenarioServerError, "busy"),
+        (
+            429,
+            {"reason": "ceiling", "remainingSeconds": 7, "details": {"actionLimit": 4}},
+            ScenarioRateLimited,
+            "ceiling",
+        ),
+    ],
+)
+def test_api_errors_keep_the_apis_words_and_never_the_credentials(
+    status: int, body: dict[str, object], cls: type[Exception], reason: str
+) -> None:
+    error = translate_error("GET /jobs/{jobId}", _status_error(status, body))
+    assert isinstance(error, cls)
+    assert reason in str(error) and f"HTTP {status}" in str(error)
+    assert "c2VjcmV0" not in repr(vars(error))
+    if status == 403:
+        assert "trace id t-1" in str(error)
+    if isinstance(error, ScenarioRateLimited):
+        assert error.retry_after == 7 and error.action_limit == 4
+
+
+def test_retry_after_header_is_used_when_the_body_has_no_remaining_seconds() -> None:
+    error = translate_error("POST x", _status_error(429, {"message": "slow"}, {"Retry-After": "3"}))
+    assert isinstance(error, ScenarioRateLimited) and error.retry_after == 3
+
+
+def test_transport_errors_become_connection_errors() -> None:
+    request = httpx.Request("POST", "https://api.example/v1/generate/custom/m")
+    timeout = translate_error("POST", scenario_sdk.APITimeoutError(request=request))
+    assert isinstance(timeout, ScenarioConnectionError) and "timed out" in str(timeout)
+    dropped = translate_error("POST", httpx.RemoteProtocolError("peer closed", request=request))
+    assert isinstance(dropped, ScenarioConnectionError) and "RemoteProtocolError" in str(dropped)
+
+
+def test_backoff_is_capped_full_jitter() -> None:
+    policy = RetryPolicy(base_delay_s=0.5, max_delay_s=4.0)
+    rng = random.Random(1)
+    delays = [policy.delay(n, rng) for n in range(1, 12) for _ in range(50)]
+    assert all(0 <= d <= 4.0 for d in delays)
+    assert max(delays) > 3.0  # the cap is reached, not just the first step
+
+
+def test_what_is_retried() -> None:
+    policy = RetryPolicy(max_server_wait_s=10)
+    assert policy.wait_for(ScenarioServerError("op", 502, "bad gateway"), 1) is not None
+    assert policy.wait_for(ScenarioConnectionError("op", "timed out"), 1) is not None
+    assert policy.wait_for(ScenarioBadRequest("op", 400, "bad"), 1) is None
+    assert policy.wait_for(ScenarioNotFound("op", 404, "gone"), 1) is None
+    waited = policy.wait_for(ScenarioRateLimited("op", 429, "x", retry_after=30), 1)
+    assert waited is not None and 10 <= waited <= 10.25  # the server's wait, capped
+
+
+def test_job_errors_read_well() -> None:
+    failed = JobFailed("job_1", "failure", "GPU out of memory", "Try a smaller factor")
+    assert str(failed) == (
+        "job job_1 ended with status 'failure': GPU out of memory. Hint: Try a smaller factor"
+    )
+    assert "no reason given" in str(JobFailed("job_2", "canceled", None, None))
+    late = JobTimedOut([f"job_{i}" for i in range(7)], 30)
+    assert str(late).startswith("7 job(s) still running after 30 s: job_0, job_1")
+    assert "…" in str(late) and "rerun to collect" in str(late)
