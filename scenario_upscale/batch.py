@@ -138,7 +138,8 @@ class Progress(BaseModel):
 
     total: int = 0
     submitted: int = 0
-    finished: int = 0
+    finished: int = Field(default=0, description="Jobs that reached a terminal status.")
+    done: int = Field(default=0, description="Items settled: collected or failed.")
     failed: int = 0
     creative_units: float = 0.0
 
@@ -366,8 +367,6 @@ class BatchSession:
             submitted = await self._find_earlier(item) or await self._submit_new(item)
         except ScenarioError as error:
             self._slots.release()
-            self.progress.failed += 1
-            self._report()
             return self._failed(item, "failure", error)
         job_id = submitted.job.job_id
         self._claimed.add(job_id)
@@ -440,22 +439,14 @@ class BatchSession:
             # A wait step retried (or run in a later process) re-tracks the job.
             job = await (future if future is not None else self.watcher.track(submitted.job))
         except JobTimedOut as error:
-            self.progress.failed += 1
-            self._report()
             return self._failed(item, "timed_out", error, submitted)
         except ScenarioError as error:
-            self.progress.failed += 1
-            self._report()
             return self._failed(item, "failure", error, submitted)
         self.progress.finished += 1
         if job.outcome != "success":
-            self.progress.failed += 1
-            self._report()
             failed = JobFailed(job.job_id, job.status, job.error, job.hint)
             return self._failed(item, job.outcome or "failure", failed, submitted)
         if not job.asset_ids:
-            self.progress.failed += 1
-            self._report()
             return self._failed(
                 item,
                 "failure",
@@ -495,6 +486,8 @@ class BatchSession:
             return self._failed(s.item, "failure", error, s)
         locations = [o.location for o in outputs]
         self.journal.write("collected", key=s.item.key, job_id=s.job.job_id, outputs=locations)
+        self.progress.done += 1
+        self._report()
         return ItemResult(
             source=s.item.source.location,
             model_id=s.item.model_id,
@@ -525,6 +518,9 @@ class BatchSession:
         error: Exception,
         submitted: SubmittedItem | None = None,
     ) -> ItemResult:
+        self.progress.failed += 1
+        self.progress.done += 1
+        self._report()
         return ItemResult(
             source=item.source.location,
             model_id=item.model_id,

@@ -1,0 +1,126 @@
+"""Prefect tasks: one per step of the engine's batch pipeline, each over a shard of items.
+
+A task per *shard* rather than per job keeps a batch of thousands within a few hundred task runs:
+the Prefect server stores ~25 task runs/s, so one task per job per step would cost more than the
+jobs' own orchestration (see bench/). The engine's ``BatchSession`` holds the client, the job
+watcher and the slots, and is shared by the tasks of one flow run.
+
+Retries: every task is retried where repeating it cannot pay twice. ``submit_jobs`` is never
+retried by Prefect: the engine already reconciles a lost submit through ``GET /v1/jobs``, and a
+blind retry is exactly how integrations end up paying for a job twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import exponential_backoff
+
+from scenario_upscale.batch import (
+    BatchItem,
+    BatchSession,
+    ItemResult,
+    Plan,
+    SubmittedItem,
+    UpscaleSpec,
+)
+from scenario_upscale.errors import (
+    ScenarioConnectionError,
+    ScenarioRateLimited,
+    ScenarioServerError,
+)
+from scenario_upscale.models import Price
+
+_BACKOFF = exponential_backoff(backoff_factor=2)
+
+
+def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only what another try can fix: a bad parameter or input fails at once."""
+    try:
+        state.result()
+    except (ScenarioServerError, ScenarioConnectionError, ScenarioRateLimited, OSError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+# The session is a live object (HTTP pool, watcher): it is never hashed into a cache key
+# (cache_policy=NO_CACHE) and results are not persisted; the engine's journal is what resumes.
+
+
+@task(
+    name="prepare-inputs",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=_BACKOFF,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=transient,
+)
+async def prepare_inputs(
+    session: BatchSession, inputs: str | Iterable[str], upscales: Sequence[UpscaleSpec]
+) -> Plan:
+    """Resolve the inputs, check the parameters against each model, upload what is new.
+
+    Uploads are keyed by content hash in the run's journal, so a retry re-uploads nothing.
+    """
+    return await session.prepare(inputs, upscales)
+
+
+@task(
+    name="price-jobs",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=_BACKOFF,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=transient,
+)
+async def price_jobs(session: BatchSession, items: Sequence[BatchItem]) -> dict[str, Price]:
+    """Dry-run price of each item not yet paid for (HTTP 269: nothing runs, nothing is charged)."""
+    return await session.price(items)
+
+
+@task(name="submit-jobs", cache_policy=NO_CACHE, persist_result=False, retries=0)
+async def submit_jobs(
+    session: BatchSession, items: Sequence[BatchItem]
+) -> list[SubmittedItem | ItemResult]:
+    """Submit a shard (or take over jobs an earlier run submitted). Never retried blindly."""
+    return await session.submit(items)
+
+
+@task(
+    name="poll-jobs",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=_BACKOFF,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=transient,
+)
+async def poll_jobs(
+    session: BatchSession, submitted: Sequence[SubmittedItem]
+) -> list[SubmittedItem | ItemResult]:
+    """Wait for a shard's jobs to reach a terminal status (one watcher serves all shards)."""
+    return await session.wait(submitted)
+
+
+@task(
+    name="collect-outputs",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=_BACKOFF,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=transient,
+)
+async def collect_outputs(
+    session: BatchSession, finished: Sequence[SubmittedItem]
+) -> list[ItemResult]:
+    """Download a shard's outputs atomically into the target and record them in the journal."""
+    return await session.collect(finished)

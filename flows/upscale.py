@@ -1,0 +1,216 @@
+"""The flows users run: ``upscale-batch`` (many inputs) and ``upscale-image`` (one).
+
+Thin orchestration: the engine does the work, the tasks in ``flows.tasks`` make its steps visible
+and retryable, and ``flows.reporting`` shows progress, results and events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.objects import State
+from prefect.concurrency.asyncio import concurrency
+from prefect.context import FlowRunContext
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Completed, Failed
+
+from blocks.credentials import ScenarioCredentials
+from flows.reporting import RunReporter, emit_batch_event, emit_item_events, publish_results
+from flows.tasks import collect_outputs, poll_jobs, prepare_inputs, price_jobs, submit_jobs
+from scenario_upscale.batch import (
+    BatchItem,
+    BatchReport,
+    BatchSession,
+    ItemResult,
+    SubmittedItem,
+    UpscaleSpec,
+    shards,
+)
+from scenario_upscale.polling import PollPolicy
+
+DEFAULT_CREDENTIALS_BLOCK = "scenario"
+DEFAULT_CONCURRENCY_LIMIT = "scenario-team-jobs"
+
+
+async def team_ceiling(name: str | None, default: int) -> int:
+    """The team's concurrency ceiling: the global concurrency limit ``name``, created on first use.
+
+    Every flow run of every deployment takes its slots from this one limit, so concurrent runs
+    together never exceed what Scenario allows the team (a 429 there would only slow them down).
+    """
+    if not name:
+        return default
+    async with get_client() as client:
+        try:
+            limit = await client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            await client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=name, limit=default)
+            )
+            return default
+    return max(1, limit.limit)
+
+
+@contextlib.asynccontextmanager
+async def _slots(name: str | None, occupy: int) -> AsyncIterator[None]:
+    # One acquire for the whole run: per-job acquires are slow under contention (prefect-notes).
+    if not name or occupy == 0:
+        yield
+        return
+    async with concurrency(name, occupy=occupy, strict=True):
+        yield
+
+
+async def _run_shard(session: BatchSession, shard: list[BatchItem]) -> list[ItemResult]:
+    submitted = await submit_jobs(session, shard)
+    results = [s for s in submitted if isinstance(s, ItemResult)]
+    waiting = [s for s in submitted if isinstance(s, SubmittedItem)]
+    finished = await poll_jobs(session, waiting) if waiting else []
+    results += [f for f in finished if isinstance(f, ItemResult)]
+    succeeded = [f for f in finished if isinstance(f, SubmittedItem)]
+    if succeeded:
+        results += await collect_outputs(session, succeeded)
+    emit_item_events(results)
+    return results
+
+
+def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchReport]:
+    failed = [r for r in report.results if r.status not in ("success", "skipped")]
+    if not failed:
+        return Completed(data=report, message=report.summary())
+    first = f"{failed[0].source} ({failed[0].model_id}): {failed[0].error}"
+    message = f"{len(failed)} of {len(report.results)} input(s) failed; first: {first}"
+    if fail_on_any_error or len(failed) == len(report.results):
+        return Failed(data=report, message=message)
+    return Completed(data=report, message=message, name="Partially completed")
+
+
+@flow(name="upscale-batch", log_prints=False)
+async def upscale_batch(
+    inputs: list[str] | str,
+    target: str = "upscaled",
+    upscales: list[UpscaleSpec] | None = None,
+    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
+    max_creative_units: float | None = None,
+    dry_run_pricing: bool = True,
+    max_concurrency: int = 8,
+    concurrency_limit: str | None = DEFAULT_CONCURRENCY_LIMIT,
+    shard_size: int = 25,
+    job_deadline_minutes: float = 60.0,
+    fail_on_any_error: bool = False,
+) -> BatchReport:
+    """Upscale many images with one or more Scenario models into a target folder.
+
+    Each input is paid for once: reruns skip collected outputs and take over jobs already
+    submitted. One failing input does not stop the others; the run then ends "Partially
+    completed" (or Failed with ``fail_on_any_error``) and the results table says why.
+
+    Args:
+        inputs: Files, folders, globs (``art/**/*.png``), fsspec URLs (``s3://bucket/in/``),
+            http URLs or existing Scenario asset ids.
+        target: Output folder: a local path or an fsspec URL.
+        upscales: Models and their parameters, each applied to every input. Default: Scenario
+            Upscale V3 at 2x.
+        credentials_block: Name of the saved ScenarioCredentials block.
+        max_creative_units: Stop before anything is submitted if the dry-run total is above this.
+        dry_run_pricing: Price every job first (free), and log the total.
+        max_concurrency: Jobs in flight at once for this run.
+        concurrency_limit: Global concurrency limit shared by all runs (the team's ceiling);
+            created with ``max_concurrency`` slots if missing. Empty to run without one.
+        shard_size: Inputs per submit/poll/collect task.
+        job_deadline_minutes: Give up waiting for a job after this long (it stays paid for).
+        fail_on_any_error: End the run Failed if any input fails.
+
+    Returns:
+        A BatchReport: per input and model, the status, job id, cost, outputs and error.
+
+    Example:
+        >>> spec = UpscaleSpec(model_id="model_upscale-v3", parameters={"upscaleFactor": 4})
+        >>> report = await upscale_batch("art/", "s3://assets/upscaled/", upscales=[spec])
+    """
+    logger = get_run_logger()
+    specs = upscales or [UpscaleSpec()]
+    started = datetime.now(UTC)
+    credentials = cast(ScenarioCredentials, await ScenarioCredentials.aload(credentials_block))
+    ceiling = min(max_concurrency, await team_ceiling(concurrency_limit, max_concurrency))
+    reporter = RunReporter(f"Upscaling into `{target}`")
+    await reporter.start()
+    async with (
+        credentials.get_client() as client,
+        BatchSession(
+            client,
+            target,
+            max_concurrency=ceiling,
+            poll=PollPolicy(deadline_s=job_deadline_minutes * 60),
+            on_progress=reporter.on_progress,
+        ) as session,
+    ):
+        plan = await prepare_inputs(session, inputs, specs)
+        logger.info(
+            "%d job(s) to run; %d input(s) already done, %d invalid",
+            len(plan.items),
+            sum(1 for r in plan.settled if r.status == "skipped"),
+            sum(1 for r in plan.settled if r.status == "invalid"),
+        )
+        if plan.items and (dry_run_pricing or max_creative_units is not None):
+            prices = await price_jobs(session, plan.items)
+            total = session.check_budget(prices, max_creative_units)
+            logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
+        async with _slots(concurrency_limit, min(ceiling, len(plan.items))):
+            groups = await asyncio.gather(
+                *(_run_shard(session, shard) for shard in shards(plan.items, shard_size))
+            )
+    report = BatchReport(
+        results=plan.settled + [r for group in groups for r in group],
+        creative_units=session.progress.creative_units,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+    )
+    await reporter.finish()
+    await publish_results(report, target)
+    run = FlowRunContext.get()
+    emit_batch_event(report, target, run.flow_run.id if run and run.flow_run else None)
+    logger.info("%s", report.summary())
+    return _final_state(report, fail_on_any_error)  # type: ignore[return-value]
+
+
+@flow(name="upscale-image", log_prints=False)
+async def upscale_image(
+    source: str,
+    target: str = "upscaled",
+    model_id: str = "model_upscale-v3",
+    parameters: dict[str, Any] | None = None,
+    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
+    max_creative_units: float | None = None,
+) -> ItemResult:
+    """Upscale one image (a path, URL or asset id) into ``target``; fails if it fails.
+
+    Args:
+        source: The image: a local path, fsspec or http URL, or a Scenario asset id.
+        target: Output folder: a local path or an fsspec URL.
+        model_id: A Scenario upscale model id.
+        parameters: The model's inputs by their API names, e.g. ``{"upscaleFactor": 4}``.
+        credentials_block: Name of the saved ScenarioCredentials block.
+        max_creative_units: Refuse to submit if the dry-run price is above this.
+
+    Example:
+        >>> result = await upscale_image("hero.png", parameters={"upscaleFactor": 4})
+        >>> result.outputs
+        ['upscaled/hero@upscale-v3x4.png']
+    """
+    report = await upscale_batch(
+        inputs=[source],
+        target=target,
+        upscales=[UpscaleSpec(model_id=model_id, parameters=parameters or {})],
+        credentials_block=credentials_block,
+        max_creative_units=max_creative_units,
+        fail_on_any_error=True,
+    )
+    return report.results[0]
