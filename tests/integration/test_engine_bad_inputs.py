@@ -68,8 +68,10 @@ CASES = {
     "budget below the dry-run price": Case(
         ["above the budget of 0.5", "nothing was submitted"], budget=0.5
     ),
-    "output too large for the model": Case(
-        ["upscaleFactor"], parameters={"upscaleFactor": 16}, inputs="big.png"
+    "refused by the API at the dry run": Case(
+        ["dryRun failed with HTTP 400", "exceeds"],
+        parameters={"upscaleFactor": 16},
+        inputs="big.png",
     ),
 }
 
