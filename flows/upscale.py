@@ -163,10 +163,20 @@ async def upscale_batch(
             prices = await price_jobs(session, plan.items)
             total = session.check_budget(prices, max_creative_units)
             logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
-        async with _slots(concurrency_limit, min(ceiling, len(plan.items))):
-            groups = await asyncio.gather(
-                *(_run_shard(session, shard) for shard in shards(plan.items, shard_size))
+        try:
+            async with _slots(concurrency_limit, min(ceiling, len(plan.items))):
+                groups = await asyncio.gather(
+                    *(_run_shard(session, shard) for shard in shards(plan.items, shard_size))
+                )
+        except asyncio.CancelledError:
+            logger.warning(
+                "Cancelled after submitting %d job(s), %g creative units committed. Scenario "
+                "cannot cancel upscale jobs: they finish and stay paid for. Rerun this batch "
+                "with the same parameters to collect them without paying again.",
+                session.progress.submitted,
+                session.progress.creative_units,
             )
+            raise
     report = BatchReport(
         results=plan.settled + [r for group in groups for r in group],
         creative_units=session.progress.creative_units,
