@@ -1,0 +1,120 @@
+"""The job watcher's cadence and deadlines, driven by an in-memory job source (pure logic)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scenario_upscale.errors import JobTimedOut, ScenarioNotFound
+from scenario_upscale.models import Job
+from scenario_upscale.polling import JobWatcher, PollPolicy, _Tracked
+
+FAST = PollPolicy(
+    first_interval_s=0.01,
+    min_interval_s=0.01,
+    max_interval_s=0.05,
+    deadline_s=5,
+    stale_after_s=0.05,
+)
+
+
+class FakeJobs:
+    """Jobs whose status follows a script, one step per status request."""
+
+    def __init__(self, scripts: dict[str, list[str]], missing_first: int = 0) -> None:
+        self.scripts = scripts
+        self.step = dict.fromkeys(scripts, 0)
+        self.gets = 0
+        self.listings = 0
+        self.missing_first = missing_first
+
+    def _job(self, job_id: str) -> Job:
+        script = self.scripts[job_id]
+        i = min(self.step[job_id], len(script) - 1)
+        self.step[job_id] += 1
+        return Job(
+            job_id=job_id,
+            status=script[i],
+            updated_at=datetime.now(UTC) + timedelta(milliseconds=self.step[job_id]),
+        )
+
+    async def get_job(self, job_id: str) -> Job:
+        self.gets += 1
+        if self.gets <= self.missing_first:
+            raise ScenarioNotFound("GET /jobs/{jobId}", 404, "Job not found")
+        return self._job(job_id)
+
+    async def list_jobs(self, *, updated_after: datetime | None = None) -> AsyncIterator[Job]:
+        self.listings += 1
+        for job_id in list(self.scripts):
+            yield self._job(job_id)
+
+
+def _queued(job_id: str) -> Job:
+    return Job(job_id=job_id, status="queued", created_at=datetime.now(UTC))
+
+
+async def test_aliases_and_unknown_statuses() -> None:
+    source = FakeJobs({"a": ["queued", "processing", "weird-new-status", "cancelled"]})
+    async with JobWatcher(source, FAST) as watcher:
+        job = await watcher.wait(_queued("a"))
+    assert job.status == "cancelled" and job.outcome == "canceled"
+    assert source.gets == 4  # unknown statuses kept it waiting
+
+
+async def test_many_jobs_are_followed_by_listing() -> None:
+    scripts = {f"j{i}": ["queued", "in-progress", "success"] for i in range(6)}
+    source = FakeJobs(scripts)
+    async with JobWatcher(source, FAST) as watcher:
+        jobs = await asyncio.gather(*(watcher.wait(_queued(j)) for j in scripts))
+    assert all(j.outcome == "success" for j in jobs)
+    assert source.listings >= 1 and source.gets == 0
+
+
+async def test_a_404_right_after_submit_is_tolerated() -> None:
+    source = FakeJobs({"a": ["queued", "success"]}, missing_first=2)
+    async with JobWatcher(source, FAST) as watcher:
+        assert (await watcher.wait(_queued("a"))).outcome == "success"
+
+
+async def test_a_job_that_stays_unknown_is_an_error() -> None:
+    source = FakeJobs({"a": ["queued"]}, missing_first=100)
+    async with JobWatcher(source, FAST.model_copy(update={"not_found_grace": 2})) as watcher:
+        with pytest.raises(Exception, match="unknown to the API"):
+            await watcher.wait(_queued("a"))
+
+
+async def test_the_deadline_ends_the_wait_with_a_clear_error() -> None:
+    source = FakeJobs({"a": ["in-progress"]})
+    policy = FAST.model_copy(update={"deadline_s": 0.2})
+    async with JobWatcher(source, policy) as watcher:
+        with pytest.raises(JobTimedOut, match=r"1 job\(s\) still running after 0.2 s: a"):
+            await watcher.wait(_queued("a"))
+
+
+async def test_cadence_slows_when_nothing_moves_and_quickens_near_the_end() -> None:
+    policy = PollPolicy(first_interval_s=1.0, min_interval_s=0.2, max_interval_s=10.0)
+    watcher = JobWatcher(FakeJobs({}), policy)
+    now = time.monotonic()
+    tracked = _Tracked(
+        _queued("a"),
+        asyncio.get_running_loop().create_future(),
+        started=now - 9,
+        last_seen=now,
+        last_progress_change=now,
+    )
+    watcher._tracked["a"] = tracked
+    assert watcher._next_delay() == pytest.approx(1.0)  # soon after submit
+    tracked.idle_ticks = 4
+    assert watcher._next_delay() == pytest.approx(1.5**4)  # nothing moved: slower
+    tracked.idle_ticks = 40
+    assert watcher._next_delay() == 10.0  # capped
+    tracked.job = tracked.job.model_copy(update={"progress": 0.9})
+    # 90 % after 9 s: about 1 s left, so ask again in about half of that.
+    assert watcher._next_delay() == pytest.approx(0.5, abs=0.05)
+    tracked.job = tracked.job.model_copy(update={"progress": 0.1})
+    assert watcher._next_delay() == 10.0  # 81 s left: no hurry
