@@ -8,6 +8,9 @@ import pytest
 
 from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
 
+# The real Prefect server for the session (fixtures `prefect_server`, `prefect_client_settings`).
+pytest_plugins = ["tests.prefect_server"]
+
 # ============================================================================================
 # Scenario API emulator
 #

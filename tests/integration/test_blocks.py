@@ -25,11 +25,6 @@ from scenario_upscale.errors import ScenarioAuthError
 if TYPE_CHECKING:
     from tests.prefect_server import PrefectTestServer
 
-# Registers the session Prefect server fixtures as a plugin (a no-op once tests/conftest.py lists
-# it). Not `from tests.prefect_server import prefect_server`: that module-level import would make
-# the `sys.modules` guard of other test modules skip their own import, leaving them without it.
-pytest_plugins = ["tests.prefect_server"]
-
 pytestmark = pytest.mark.prefect_server
 
 REPO = Path(__file__).parents[2]

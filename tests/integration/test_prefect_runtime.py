@@ -30,12 +30,6 @@ from flows.prefect_runtime import (
     find_free_port,
     prefect_api,
 )
-
-if "tests.prefect_server" not in sys.modules:  # until tests/conftest.py lists the plugin
-    from tests.prefect_server import (  # noqa: F401
-        prefect_client_settings,
-        prefect_server,
-    )
 from tests.prefect_server import PrefectTestServer
 
 pytestmark = pytest.mark.prefect_server
