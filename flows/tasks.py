@@ -12,8 +12,8 @@ blind retry is exactly how integrations end up paying for a job twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -36,12 +36,16 @@ from scenario_upscale.errors import (
 from scenario_upscale.models import Price
 
 _BACKOFF = exponential_backoff(backoff_factor=2)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+async def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry only what another try can fix: a bad parameter or input fails at once."""
     try:
-        state.result()
+        # Async: in the async task engine a plain ``state.result()`` is a coroutine that never
+        # raises, so no transient failure was ever retried.
+        await state.aresult()
     except (ScenarioServerError, ScenarioConnectionError, ScenarioRateLimited, OSError):
         return True
     except Exception:
@@ -49,19 +53,24 @@ def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> boo
     return False
 
 
-# The session is a live object (HTTP pool, watcher): it is never hashed into a cache key
-# (cache_policy=NO_CACHE) and results are not persisted; the engine's journal is what resumes.
+def retrying_task(name: str) -> Callable[[Callable[P, Awaitable[R]]], Task[P, Awaitable[R]]]:
+    """A step task that retries transient failures with backoff and jitter.
+
+    The session argument is a live object (HTTP pool, watcher): it is never hashed into a cache
+    key and results are not persisted; the engine's journal is what resumes a batch.
+    """
+    return task(
+        name=name,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+        retries=2,
+        retry_delay_seconds=_BACKOFF,
+        retry_jitter_factor=0.5,
+        retry_condition_fn=transient,
+    )
 
 
-@task(
-    name="prepare-inputs",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=2,
-    retry_delay_seconds=_BACKOFF,
-    retry_jitter_factor=0.5,
-    retry_condition_fn=transient,
-)
+@retrying_task("prepare-inputs")
 async def prepare_inputs(
     session: BatchSession, inputs: str | Iterable[str], upscales: Sequence[UpscaleSpec]
 ) -> Plan:
@@ -72,15 +81,7 @@ async def prepare_inputs(
     return await session.prepare(inputs, upscales)
 
 
-@task(
-    name="price-jobs",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=2,
-    retry_delay_seconds=_BACKOFF,
-    retry_jitter_factor=0.5,
-    retry_condition_fn=transient,
-)
+@retrying_task("price-jobs")
 async def price_jobs(session: BatchSession, items: Sequence[BatchItem]) -> dict[str, Price]:
     """Dry-run price of each item not yet paid for (HTTP 269: nothing runs, nothing is charged)."""
     return await session.price(items)
@@ -94,15 +95,7 @@ async def submit_jobs(
     return await session.submit(items)
 
 
-@task(
-    name="poll-jobs",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=2,
-    retry_delay_seconds=_BACKOFF,
-    retry_jitter_factor=0.5,
-    retry_condition_fn=transient,
-)
+@retrying_task("poll-jobs")
 async def poll_jobs(
     session: BatchSession, submitted: Sequence[SubmittedItem]
 ) -> list[SubmittedItem | ItemResult]:
@@ -110,15 +103,7 @@ async def poll_jobs(
     return await session.wait(submitted)
 
 
-@task(
-    name="collect-outputs",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=2,
-    retry_delay_seconds=_BACKOFF,
-    retry_jitter_factor=0.5,
-    retry_condition_fn=transient,
-)
+@retrying_task("collect-outputs")
 async def collect_outputs(
     session: BatchSession, finished: Sequence[SubmittedItem]
 ) -> list[ItemResult]:
