@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+import fsspec
+import pytest
 from PIL import Image
 
 from scenario_upscale import storage
@@ -180,3 +183,56 @@ async def test_a_failed_job_is_reported_with_its_reason_and_refunded(
     assert not report.ok
     stats = fresh_emulator.stats()
     assert stats.creative_units_refunded > 0
+
+
+async def test_a_large_image_goes_through_the_multipart_upload(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.png"
+    Image.frombytes("RGB", (1500, 1500), os.urandom(1500 * 1500 * 3)).save(path)
+    data = path.read_bytes()
+    assert len(data) > 6 * 1024 * 1024  # above the base64 limit
+    asset_id = await client.upload(data, name="big.png", mime_type="image/png", kind="image")
+    asset = await client.get_asset(asset_id)
+    assert (asset.width, asset.height, asset.size) == (1500, 1500, len(data))
+    requests = fresh_emulator.stats().requests
+    assert requests.get("POST /v1/uploads") == 1
+    assert requests.get("POST /v1/assets", 0) == 0
+
+
+async def test_fsspec_locations_in_and_out(
+    client: ScenarioClient,
+    fresh_emulator: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the remote target's journal
+    memory = fsspec.filesystem("memory")
+    for path in write_images(tmp_path / "in", 2):
+        memory.pipe(f"/in-{tmp_path.name}/{path.name}", path.read_bytes())
+    report = await run_batch(
+        client, f"memory://in-{tmp_path.name}/", f"memory://out-{tmp_path.name}", poll=FAST_POLL
+    )
+    assert report.ok, report.results
+    for result in report.results:
+        [output] = result.outputs
+        assert output.startswith("memory://out-")
+        with memory.open(output, "rb") as handle, Image.open(handle) as image:
+            assert image.size == (result.input_width * 2, result.input_height * 2)  # type: ignore[operator]
+    assert not memory.glob(f"/out-{tmp_path.name}/*.part")
+    assert (tmp_path / "cache" / "scenario-upscale").is_dir()
+
+
+async def test_a_download_cut_short_is_retried_and_never_left_half_written(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, images: list[Path], tmp_path: Path
+) -> None:
+    fresh_emulator.configure(truncate_next_n_downloads=1, fail_next_n_downloads=1)
+    report = await run_batch(client, str(images[0]), str(tmp_path / "out"), poll=FAST_POLL)
+    assert report.ok, report.results
+    [output] = report.results[0].outputs
+    with Image.open(output) as image:
+        image.load()  # the whole file decodes
+    assert not list((tmp_path / "out").glob("*.part"))
+    stats = fresh_emulator.stats()
+    assert stats.faults_injected.get("download_truncated") == 1
+    assert stats.faults_injected.get("download_5xx") == 1
