@@ -175,6 +175,8 @@ class BatchSession:
         self.watcher = JobWatcher(client, poll)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._watching: dict[str, asyncio.Future[Job]] = {}
+        self._uploading: dict[str, asyncio.Future[str]] = {}
+        self._submitting: dict[str, asyncio.Future[SubmittedItem | ItemResult]] = {}
         self._claimed: set[str] = set()
         # Bytes read but not yet uploaded, by content hash; dropped once uploaded.
         self._unsent: dict[str, bytes] = {}
@@ -265,7 +267,7 @@ class BatchSession:
             destination = storage.join(self.target, name)
             done = self._already_collected(key)
             if done is not None:
-                out.append(done.model_copy(update={"source": location}))
+                out.append(done.model_copy(update={"source": location, "model_id": spec.model_id}))
                 continue
             body = build_body(model, asset_id or await self._upload(source), spec.parameters)
             out.append(
@@ -305,6 +307,12 @@ class BatchSession:
         if cached is not None:
             self._unsent.pop(source.sha256, None)
             return cached
+        # Identical files in one batch share one upload, even while it is in flight.
+        if source.sha256 not in self._uploading:
+            self._uploading[source.sha256] = asyncio.ensure_future(self._send(source))
+        return await self._uploading[source.sha256]
+
+    async def _send(self, source: SourceFile) -> str:
         data = self._unsent.pop(source.sha256)
         asset_id = await self.client.upload(
             data, name=source.name, mime_type=source.mime_type, kind=source.kind
@@ -362,6 +370,23 @@ class BatchSession:
         return list(await asyncio.gather(*(self._submit_one(i) for i in items)))
 
     async def _submit_one(self, item: BatchItem) -> SubmittedItem | ItemResult:
+        twin = self._submitting.get(item.key)
+        if twin is not None:
+            # The same bytes with the same model and parameters: one paid job serves both.
+            first = await twin
+            if isinstance(first, ItemResult):
+                return self._failed(item, first.status, ScenarioError(first.error or "failed"))
+            return first.model_copy(update={"item": item, "resumed": True})
+        self._submitting[item.key] = future = asyncio.get_running_loop().create_future()
+        try:
+            result = await self._submit_unique(item)
+        except BaseException:
+            future.cancel()
+            raise
+        future.set_result(result)
+        return result
+
+    async def _submit_unique(self, item: BatchItem) -> SubmittedItem | ItemResult:
         await self._slots.acquire()
         try:
             submitted = await self._find_earlier(item) or await self._submit_new(item)

@@ -82,7 +82,9 @@ class Journal:
         elif record.kind == "submitted" and record.key and record.job_id:
             self.jobs[record.key] = (record.job_id, record.creative_units)
         elif record.kind == "collected" and record.key:
-            self.collected[record.key] = record.outputs
+            # Identical inputs share a key (and a job) but each has its own output file.
+            known = self.collected.setdefault(record.key, [])
+            known.extend(o for o in record.outputs if o not in known)
 
     def write(self, kind: RecordKind, **fields: Any) -> None:
         """Append one record and flush it to disk before returning."""

@@ -104,3 +104,23 @@ async def test_a_run_killed_between_sending_a_submit_and_recording_it_is_reconci
     stats = fresh_emulator.stats()
     assert stats.jobs_created == 2
     assert all(c.charges == 1 for c in stats.charges_by_input.values())
+
+
+async def test_identical_files_in_one_batch_share_one_upload_and_one_job(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    [original] = write_images(tmp_path / "in", 1)
+    (tmp_path / "in" / "copy.png").write_bytes(original.read_bytes())
+    report = await run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL)
+    assert report.count("success") == 2
+    assert {Path(r.outputs[0]).name for r in report.results} == {
+        "copy@upscale-v3x2.png",
+        "tile00@upscale-v3x2.png",
+    }
+    assert len({r.job_id for r in report.results}) == 1
+    stats = fresh_emulator.stats()
+    assert stats.assets_created == 2  # one upload and one output
+    assert stats.jobs_created == 1
+    second = await run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL)
+    assert second.count("skipped") == 2
+    assert fresh_emulator.stats().jobs_created == 1
