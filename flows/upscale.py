@@ -159,6 +159,7 @@ async def upscale_batch(
             sum(1 for r in plan.settled if r.status == "skipped"),
             sum(1 for r in plan.settled if r.status == "invalid"),
         )
+        emit_item_events(plan.settled)  # invalid inputs fail here, without a job
         if plan.items and (dry_run_pricing or max_creative_units is not None):
             prices = await price_jobs(session, plan.items)
             total = session.check_budget(prices, max_creative_units)
