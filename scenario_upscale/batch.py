@@ -267,7 +267,16 @@ class BatchSession:
             destination = storage.join(self.target, name)
             done = self._already_collected(key)
             if done is not None:
-                out.append(done.model_copy(update={"source": location, "model_id": spec.model_id}))
+                out.append(
+                    done.model_copy(
+                        update={
+                            "source": location,
+                            "model_id": spec.model_id,
+                            "input_width": source.width,
+                            "input_height": source.height,
+                        }
+                    )
+                )
                 continue
             body = build_body(model, asset_id or await self._upload(source), spec.parameters)
             out.append(
@@ -417,6 +426,12 @@ class BatchSession:
         if known is not None:
             job_id, cost = known
             job = await self.client.get_job(job_id)
+            if job.outcome in ("failure", "canceled"):
+                # Rerunning is how a user retries a failed input; Scenario refunded that job.
+                log.info(
+                    "job %s for %s ended %s: submitting again", job_id, item.source.name, job.status
+                )
+                return None
             return SubmittedItem(item=item, job=job, creative_units=cost, resumed=True)
         started = self.journal.submitting.get(item.key)
         if started is None:

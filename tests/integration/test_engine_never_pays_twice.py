@@ -124,3 +124,21 @@ async def test_identical_files_in_one_batch_share_one_upload_and_one_job(
     second = await run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL)
     assert second.count("skipped") == 2
     assert fresh_emulator.stats().jobs_created == 1
+
+
+async def test_a_rerun_retries_an_input_whose_job_failed(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 2)
+    fresh_emulator.configure(fail_next_n_jobs=1)
+    first = await run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL)
+    assert first.count("failure") == 1 and first.count("success") == 1
+    second = await run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL)
+    assert second.count("success") == 1 and second.count("skipped") == 1
+    [retried] = [r for r in second.results if r.status == "success"]
+    [failed] = [r for r in first.results if r.status == "failure"]
+    assert retried.source == failed.source and retried.job_id != failed.job_id
+    stats = fresh_emulator.stats()
+    assert stats.jobs_created == 3  # the failed one was refunded
+    assert stats.creative_units_refunded > 0
+    assert all(r.input_width for r in second.results)  # skipped ones too
