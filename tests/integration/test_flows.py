@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,14 +36,8 @@ from flows.reporting import BATCH_COMPLETED, JOB_COMPLETED, JOB_FAILED, RESULTS_
 from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, upscale_batch, upscale_image
 from scenario_upscale.batch import BatchReport, ItemResult, UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
-from tests.support import write_images
-
-if "tests.prefect_server" not in sys.modules:  # until tests/conftest.py lists the plugin
-    from tests.prefect_server import (  # noqa: F401
-        prefect_client_settings,
-        prefect_server,
-    )
 from tests.prefect_server import PrefectTestServer
+from tests.support import write_images
 
 pytestmark = pytest.mark.prefect_server
 
