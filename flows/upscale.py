@@ -22,6 +22,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed
 
 from blocks.credentials import ScenarioCredentials
+from flows.lineage import record_outputs
 from flows.reporting import RunReporter, emit_batch_event, emit_item_events, publish_results
 from flows.tasks import collect_outputs, poll_jobs, prepare_inputs, price_jobs, submit_jobs
 from scenario_upscale.batch import (
@@ -76,7 +77,9 @@ async def _run_shard(session: BatchSession, shard: list[BatchItem]) -> list[Item
     results += [f for f in finished if isinstance(f, ItemResult)]
     succeeded = [f for f in finished if isinstance(f, SubmittedItem)]
     if succeeded:
-        results += await collect_outputs(session, succeeded)
+        collected = await collect_outputs(session, succeeded)
+        await record_outputs(collected)
+        results += collected
     emit_item_events(results)
     return results
 

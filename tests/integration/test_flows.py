@@ -274,6 +274,31 @@ async def test_the_run_announces_each_job_and_the_batch_with_its_outputs(
         assert e.payload["status"] == "success"
 
 
+async def test_each_output_is_a_materialized_prefect_asset(
+    credentials_block: str, scenario: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 2, size=(40, 30))
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    state = await run_batch_flow(
+        credentials_block, inputs=str(tmp_path / "in"), target=str(tmp_path / "out")
+    )
+    report = await report_of(state)
+    run = f"prefect.flow-run.{flow_run_id(state)}"
+    name = "prefect.asset.materialization.succeeded"
+
+    async def materialized() -> list[ReceivedEvent] | None:
+        found = await read_events([name], since, related_id=run)
+        return found if len(found) >= 2 else None
+
+    events = await eventually(materialized, f"2 asset materializations of {run}")
+    by_key = {e.resource.id: e for e in events}
+    for result in report.results:
+        event = by_key[file_uri(result.outputs[0])]
+        assert event.payload["source"] == result.source
+        assert event.payload["job_id"] == result.job_id
+        assert event.payload["width"] == result.output_width
+
+
 # -- failures -------------------------------------------------------------------------------------
 
 
