@@ -1,0 +1,211 @@
+"""The deployments, built once: ``deployments.serve`` serves them, the tests serve the same.
+
+``prefect.yaml`` declares the same deployments for ``prefect deploy --all`` onto a work pool;
+keep the two in step (names, schedules, triggers and parameters).
+
+Event contracts:
+
+``asset.uploaded`` (emitted by whatever receives assets; starts ``upscale-batch/on-asset-uploaded``)
+    resource: ``{"prefect.resource.id": "asset.<anything>"}`` (e.g. ``asset.landing.hero.png``);
+    payload: ``{"location": "<file, folder, glob or fsspec URL>"}`` (a list of them works too).
+    The location becomes the run's ``inputs``; target and upscales are the deployment's.
+
+``scenario.upscale.batch.completed`` (emitted by every ``upscale-batch`` run; starts
+``publish-upscaled/on-batch-completed``)
+    resource: ``scenario.upscale.batch.<flow run id>``; payload
+    ``{target, outputs, succeeded, skipped, failed, creative_units}``. ``payload.outputs``
+    becomes the publish run's ``outputs``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, cast
+
+from prefect import Flow
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron, Interval, Schedule
+
+from deployments.pipeline import asset_pipeline, publish_upscaled, upscale_new_assets
+from flows.reporting import BATCH_COMPLETED
+from flows.upscale import DEFAULT_CREDENTIALS_BLOCK, upscale_batch, upscale_image
+from scenario_upscale.batch import UpscaleSpec
+
+ASSET_UPLOADED = "asset.uploaded"
+"""The event that announces new assets (see the module docstring for its contract)."""
+
+UPSCALE_ON_DEMAND = "upscale-batch/on-demand"
+IMAGE_ON_DEMAND = "upscale-image/on-demand"
+UPSCALE_ON_ASSET_UPLOADED = "upscale-batch/on-asset-uploaded"
+NEW_ASSETS_NIGHTLY = "upscale-new-assets/nightly"
+PUBLISH_ON_BATCH_COMPLETED = "publish-upscaled/on-batch-completed"
+PIPELINE_ON_DEMAND = "asset-pipeline/on-demand"
+
+ALL_DEPLOYMENTS = (
+    UPSCALE_ON_DEMAND,
+    IMAGE_ON_DEMAND,
+    UPSCALE_ON_ASSET_UPLOADED,
+    NEW_ASSETS_NIGHTLY,
+    PUBLISH_ON_BATCH_COMPLETED,
+    PIPELINE_ON_DEMAND,
+)
+"""Every deployment, as ``<flow name>/<deployment name>`` (what ``run_deployment`` takes)."""
+
+TAGS = ["scenario-upscale"]
+
+
+def _absolute(location: str) -> str:
+    # Served runs start in the serve process's directory; a deployment stores what it was given.
+    return location if "://" in location else os.path.abspath(location)
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """What differs between installations: locations, schedule, model, credentials.
+
+    Attributes:
+        source: What the nightly run watches: folder, glob or fsspec URL.
+        target: Where every deployment writes outputs (folder or fsspec URL).
+        published: Where ``publish-upscaled`` writes thumbnails.
+        staging: Where ``asset-pipeline`` ingests to.
+        credentials_block: Name of the saved ScenarioCredentials block.
+        cron: The nightly schedule (cron syntax) in ``timezone``.
+        timezone: Time zone of ``cron``.
+        interval_s: A fixed interval instead of ``cron`` (demos, tests).
+        upscales: Models and parameters applied to every input.
+    """
+
+    source: str = "incoming"
+    target: str = "upscaled"
+    published: str = "published"
+    staging: str = "staging"
+    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    interval_s: float | None = None
+    upscales: Sequence[UpscaleSpec] = field(default_factory=lambda: (UpscaleSpec(),))
+
+    def schedule(self) -> Schedule:
+        if self.interval_s:
+            return Interval(timedelta(seconds=self.interval_s))
+        return Cron(self.cron, timezone=self.timezone)
+
+    def upscales_parameter(self) -> list[dict[str, Any]]:
+        return [s.model_dump(mode="json") for s in self.upscales]
+
+
+def asset_uploaded_trigger() -> DeploymentEventTrigger:
+    """Start ``upscale-batch`` on every ``asset.uploaded`` event, on the location it names.
+
+    A single ``{{ ... }}`` expression keeps the value's JSON type, so a payload location that is
+    a list of files arrives as a list.
+    """
+    return DeploymentEventTrigger(
+        name="upscale-on-asset-uploaded",
+        description="Upscale the location named by an asset.uploaded event (payload.location).",
+        expect={ASSET_UPLOADED},
+        match={"prefect.resource.id": "asset.*"},
+        parameters={"inputs": "{{ event.payload.location }}"},
+    )
+
+
+def batch_completed_trigger() -> DeploymentEventTrigger:
+    """Start ``publish-upscaled`` on every finished batch, with the outputs the event names."""
+    return DeploymentEventTrigger(
+        name="publish-on-batch-completed",
+        description="Publish the outputs named by a scenario.upscale.batch.completed event.",
+        expect={BATCH_COMPLETED},
+        match={"prefect.resource.id": "scenario.upscale.batch.*"},
+        parameters={"outputs": "{{ event.payload.outputs }}"},
+    )
+
+
+def _deploy(flow: Flow[..., Any], **options: Any) -> RunnerDeployment:
+    # to_deployment dispatches on its caller: from async code it would return a coroutine.
+    options["_sync"] = True
+    return cast(RunnerDeployment, flow.to_deployment(**options))
+
+
+def build_deployments(settings: DeploymentSettings | None = None) -> list[RunnerDeployment]:
+    """Every deployment of the project, configured by ``settings``, ready for ``serve``.
+
+    Serve them with ``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true`` (``deployments.serve`` sets it)
+    so that ``run_deployment(...).state.aresult()`` hands a run's BatchReport to its caller
+    (``asset-pipeline`` with ``upscale_deployment``).
+
+    Example:
+        >>> from prefect import serve
+        >>> serve(*build_deployments(DeploymentSettings(source="s3://drop/", target="out/")))
+    """
+    s = settings or DeploymentSettings()
+    target, upscales = _absolute(s.target), s.upscales_parameter()
+    common: dict[str, Any] = {"credentials_block": s.credentials_block}
+    return [
+        _deploy(
+            upscale_batch,
+            name="on-demand",
+            description="Upscale files, folders, globs or URLs; run it from the UI.",
+            parameters={"target": target, "upscales": upscales, **common},
+            tags=TAGS,
+        ),
+        _deploy(
+            upscale_image,
+            name="on-demand",
+            description="Upscale one image; run it from the UI.",
+            parameters={"target": target, **common},
+            tags=TAGS,
+        ),
+        _deploy(
+            upscale_batch,
+            name="on-asset-uploaded",
+            description="Started by asset.uploaded events: upscales payload.location.",
+            parameters={"target": target, "upscales": upscales, **common},
+            triggers=[asset_uploaded_trigger()],
+            tags=TAGS,
+        ),
+        _deploy(
+            upscale_new_assets,
+            name="nightly",
+            description="Upscale what is new in the source since the last successful run.",
+            parameters={
+                "source": _absolute(s.source),
+                "target": target,
+                "upscales": upscales,
+                **common,
+            },
+            schedules=[s.schedule()],
+            # Runs must not overlap (two batches on one target could both submit a new input).
+            # A run that would start while the last one still works is cancelled: the next one
+            # catches up, since everything after the watermark is still new to it.
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+            tags=TAGS,
+        ),
+        _deploy(
+            publish_upscaled,
+            name="on-batch-completed",
+            description="Started by scenario.upscale.batch.completed: thumbnails of its outputs.",
+            parameters={"destination": _absolute(s.published)},
+            triggers=[batch_completed_trigger()],
+            tags=TAGS,
+        ),
+        _deploy(
+            asset_pipeline,
+            name="on-demand",
+            description="Ingest -> upscale -> publish, results handed from step to step.",
+            parameters={
+                "staging": _absolute(s.staging),
+                "target": target,
+                "published": _absolute(s.published),
+                "upscales": upscales,
+                **common,
+            },
+            tags=TAGS,
+        ),
+    ]

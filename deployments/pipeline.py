@@ -1,0 +1,355 @@
+"""Flows around ``upscale-batch`` for deployments: recurring, downstream, and chained.
+
+* ``upscale-new-assets``: upscale what is new in a source since the last successful run (the
+  recurring deployment; see ``deployments.watermark``).
+* ``publish-upscaled``: thumbnails of upscaled outputs into a publish folder (the downstream step,
+  triggered by ``scenario.upscale.batch.completed`` with the outputs the event names).
+* ``asset-pipeline``: ingest -> upscale -> publish, the upscale step as a subflow or as a run of a
+  deployment (``run_deployment``), each step's result handed to the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from pathlib import PurePosixPath
+from typing import Any, cast
+
+import fsspec
+from PIL import Image, UnidentifiedImageError
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.deployments import run_deployment
+from pydantic import BaseModel, Field
+
+from deployments.watermark import (
+    SourceFile,
+    Watermark,
+    list_source,
+    load_watermark,
+    save_watermark,
+    watermark_path,
+)
+from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, DEFAULT_CREDENTIALS_BLOCK, upscale_batch
+from scenario_upscale import sources
+from scenario_upscale.batch import BatchReport, UpscaleSpec
+
+
+def outputs_of(report: BatchReport) -> list[str]:
+    """Every output location of a batch, in result order (what the batch event names, too)."""
+    return [o for r in report.results for o in r.outputs]
+
+
+def _absolute(location: str) -> str:
+    # A deployment run works in its own directory: hand it locations that mean the same there.
+    return location if "://" in location else os.path.abspath(location)
+
+
+def _flow_run_id() -> str | None:
+    run = FlowRunContext.get()
+    return str(run.flow_run.id) if run and run.flow_run else None
+
+
+# -- upscale-new-assets -------------------------------------------------------------------------
+
+
+class NewAssetsResult(BaseModel):
+    """What one recurring run found and did.
+
+    Attributes:
+        source: The source that was listed.
+        target: Where the outputs went.
+        new_inputs: Inputs modified since the last successful run (upscaled by this run).
+        watermark: The watermark after the run (unchanged if nothing was new or a run failed).
+        report: The batch report, or None if nothing was new (no batch was started).
+    """
+
+    source: str
+    target: str
+    new_inputs: list[str] = Field(default_factory=list)
+    watermark: Watermark
+    report: BatchReport | None = None
+
+    @property
+    def outputs(self) -> list[str]:
+        return outputs_of(self.report) if self.report else []
+
+
+@task(name="find-new-assets", cache_policy=NO_CACHE, persist_result=False)
+async def find_new_assets(source: str, mark_path: str) -> tuple[list[SourceFile], Watermark]:
+    """The inputs of ``source`` modified since the watermark at ``mark_path``, and that mark."""
+    mark = await asyncio.to_thread(load_watermark, mark_path, source)
+    found = await asyncio.to_thread(list_source, source)
+    return [f for f in found if mark.is_new(f)], mark
+
+
+@task(name="advance-watermark", cache_policy=NO_CACHE, persist_result=False)
+async def advance_watermark(
+    mark_path: str, mark: Watermark, done: list[SourceFile], flow_run_id: str | None
+) -> Watermark:
+    """Move the watermark past ``done`` (all upscaled) and save it."""
+    moved = mark.advanced(done, flow_run_id)
+    await asyncio.to_thread(save_watermark, mark_path, moved)
+    return moved
+
+
+@flow(name="upscale-new-assets", log_prints=False)
+async def upscale_new_assets(
+    source: str,
+    target: str = "upscaled",
+    upscales: list[UpscaleSpec] | None = None,
+    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
+    max_creative_units: float | None = None,
+    max_concurrency: int = 8,
+    concurrency_limit: str | None = DEFAULT_CONCURRENCY_LIMIT,
+    fail_on_any_error: bool = False,
+) -> NewAssetsResult:
+    """Upscale the images and videos added to ``source`` since the last successful run.
+
+    Made for a schedule (a nightly cron): each run lists the source, keeps what was modified
+    after the watermark, and runs ``upscale-batch`` on just those. The watermark moves only
+    when every new input was upscaled, so a failed input is tried again by the next run (the
+    ones that succeeded are not paid for twice: the batch journal skips them). A run with
+    nothing new starts no batch and submits no job.
+
+    Args:
+        source: A folder, a glob (``incoming/**/*.png``) or an fsspec URL (``s3://bucket/in/``).
+        target: Output folder, a local path or an fsspec URL. The watermark is kept in it, so
+            a new target starts from scratch.
+        upscales: Models and parameters for every input (default: Upscale V3 at 2x). Another
+            setting has its own watermark.
+        credentials_block: Name of the saved ScenarioCredentials block.
+        max_creative_units: Do not start if the new inputs would cost more than this.
+        max_concurrency: Jobs in flight at once for this run.
+        concurrency_limit: The team's global concurrency limit (see ``upscale-batch``).
+        fail_on_any_error: End the run Failed if any input fails.
+
+    Returns:
+        The new inputs, the watermark after the run, and the batch report (None if nothing new).
+
+    Example:
+        >>> result = await upscale_new_assets("s3://assets/incoming/", "s3://assets/upscaled/")
+        >>> result.new_inputs, result.outputs
+        (['s3://assets/incoming/hero.png'], ['s3://assets/upscaled/hero@upscale-v3x2.png'])
+    """
+    logger = get_run_logger()
+    specs = upscales or [UpscaleSpec()]
+    mark_path = watermark_path(target, source, specs)
+    new, mark = await find_new_assets(source, mark_path)
+    since = mark.modified_at.isoformat() if mark.modified_at else "the beginning"
+    if not new:
+        logger.info("Nothing new in %s since %s", source, since)
+        return NewAssetsResult(source=source, target=target, watermark=mark)
+    logger.info("%d new input(s) in %s since %s", len(new), source, since)
+    report = await upscale_batch(
+        inputs=[f.location for f in new],
+        target=target,
+        upscales=specs,
+        credentials_block=credentials_block,
+        max_creative_units=max_creative_units,
+        max_concurrency=max_concurrency,
+        concurrency_limit=concurrency_limit,
+        fail_on_any_error=fail_on_any_error,
+    )
+    if report.ok:
+        mark = await advance_watermark(mark_path, mark, new, _flow_run_id())
+    else:
+        logger.warning("Some inputs failed: the watermark stays, the next run tries them again")
+    return NewAssetsResult(
+        source=source,
+        target=target,
+        new_inputs=[f.location for f in new],
+        watermark=mark,
+        report=report,
+    )
+
+
+# -- publish-upscaled ---------------------------------------------------------------------------
+
+
+def thumbnail_name(output: str, max_size: int) -> str:
+    """``<stem>.thumb<max_size>.png`` for an output location.
+
+    Example:
+        >>> thumbnail_name("file:///out/hero@upscale-v3x2.png", 256)
+        'hero@upscale-v3x2.thumb256.png'
+    """
+    return f"{PurePosixPath(output).stem}.thumb{max_size}.png"
+
+
+def _publish_one(output: str, destination: str, max_size: int) -> str | None:
+    if PurePosixPath(output).suffix.lower() in sources.VIDEO_SUFFIXES:
+        return None
+    with fsspec.open(output, "rb") as handle:
+        data = handle.read()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.thumbnail((max_size, max_size))
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+    except (UnidentifiedImageError, OSError):
+        return None
+    published = f"{destination.rstrip('/')}/{thumbnail_name(output, max_size)}"
+    fs, path = fsspec.core.url_to_fs(published)
+    fs.makedirs(os.path.dirname(path), exist_ok=True)
+    # Whole or not at all: a reader of the publish folder never sees half a thumbnail.
+    with fs.open(path + ".part", "wb") as out:
+        out.write(buffer.getvalue())
+    fs.mv(path + ".part", path)
+    return published
+
+
+@task(name="make-thumbnails", cache_policy=NO_CACHE, persist_result=False, retries=2)
+async def make_thumbnails(outputs: list[str], destination: str, max_size: int) -> list[str]:
+    """One PNG thumbnail per image output (videos are left out), written to ``destination``."""
+    published = [await asyncio.to_thread(_publish_one, o, destination, max_size) for o in outputs]
+    return [p for p in published if p is not None]
+
+
+@flow(name="publish-upscaled", log_prints=False)
+async def publish_upscaled(
+    outputs: list[str], destination: str = "published", max_size: int = 256
+) -> list[str]:
+    """Publish upscaled images: a thumbnail of each into ``destination``.
+
+    The downstream step of an asset pipeline. Its ``on-batch-completed`` deployment is started by
+    ``scenario.upscale.batch.completed`` events with ``outputs`` templated from the event's
+    ``payload.outputs``: it works on exactly the files that batch wrote.
+
+    Args:
+        outputs: Output locations (paths, ``file://`` or fsspec URLs), as a batch reports them.
+        destination: Publish folder, a local path or an fsspec URL.
+        max_size: Longest side of a thumbnail, in pixels.
+
+    Returns:
+        The thumbnails written (videos and unreadable files are skipped).
+
+    Example:
+        >>> await publish_upscaled(["upscaled/hero@upscale-v3x2.png"], "published")
+        ['published/hero@upscale-v3x2.thumb256.png']
+    """
+    logger = get_run_logger()
+    published = await make_thumbnails(outputs, destination, max_size)
+    logger.info(
+        "Published %d thumbnail(s) of %d output(s) to %s", len(published), len(outputs), destination
+    )
+    return published
+
+
+# -- asset-pipeline -----------------------------------------------------------------------------
+
+
+class PipelineResult(BaseModel):
+    """What each step of ``asset-pipeline`` handed to the next."""
+
+    ingested: list[str]
+    report: BatchReport
+    published: list[str]
+    upscale_flow_run_id: str | None = None
+
+
+@task(name="ingest-assets", cache_policy=NO_CACHE, persist_result=False, retries=2)
+async def ingest_assets(source: str, staging: str) -> list[str]:
+    """Copy the images and videos of ``source`` into ``staging``; their new locations.
+
+    Stands for whatever brings assets in (a download, an export from a DCC tool, a scan).
+    """
+    return await asyncio.to_thread(_copy_all, source, staging)
+
+
+def _copy_all(source: str, staging: str) -> list[str]:
+    copied = []
+    for location in sources.expand(source):
+        name = PurePosixPath(location).name
+        destination = f"{_absolute(staging).rstrip('/')}/{name}"
+        fs, path = fsspec.core.url_to_fs(destination)
+        fs.makedirs(os.path.dirname(path), exist_ok=True)
+        with fsspec.open(location, "rb") as src, fs.open(path, "wb") as dst:
+            dst.write(src.read())
+        copied.append(destination)
+    return copied
+
+
+async def _upscale_on_deployment(
+    deployment: str, parameters: dict[str, Any], timeout_s: float
+) -> tuple[BatchReport, str]:
+    run = await run_deployment(  # type: ignore[misc]
+        deployment, parameters=parameters, timeout=timeout_s, poll_interval=1
+    )
+    if run.state is None or not run.state.is_completed():
+        state = run.state.name if run.state else "unknown"
+        raise RuntimeError(f"{deployment} run {run.id} ended {state}, not Completed")
+    # Deployment runs persist their results (PREFECT_RESULTS_PERSIST_BY_DEFAULT, set by
+    # deployments.serve and prefect.yaml): this is the run's own BatchReport, not a guess.
+    report = await run.state.aresult()
+    return cast(BatchReport, report), str(run.id)
+
+
+@flow(name="asset-pipeline", log_prints=False)
+async def asset_pipeline(
+    source: str,
+    staging: str = "staging",
+    target: str = "upscaled",
+    published: str = "published",
+    upscales: list[UpscaleSpec] | None = None,
+    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
+    max_creative_units: float | None = None,
+    upscale_deployment: str | None = None,
+    upscale_timeout_s: float = 3600.0,
+) -> PipelineResult:
+    """Ingest -> upscale -> publish, each step's result handed to the next.
+
+    The upscale step runs as a subflow of this run by default. Name a deployment of
+    ``upscale-batch`` in ``upscale_deployment`` (e.g. ``"upscale-batch/on-demand"``) to run it
+    there instead, on that deployment's infrastructure, with ``run_deployment``: its persisted
+    BatchReport comes back as this flow's input to the publish step.
+
+    Args:
+        source: Where the assets come from: folder, glob or fsspec URL.
+        staging: Where ingest puts them.
+        target: Output folder of the upscales.
+        published: Publish folder of the thumbnails.
+        upscales: Models and parameters (default: Upscale V3 at 2x).
+        credentials_block: Name of the saved ScenarioCredentials block.
+        max_creative_units: Do not upscale if it would cost more than this.
+        upscale_deployment: Run the upscale on this deployment rather than as a subflow.
+        upscale_timeout_s: How long to wait for that deployment's run.
+
+    Returns:
+        The ingested files, the batch report and the published thumbnails.
+
+    Example:
+        >>> result = await asset_pipeline("s3://drop/today/", upscale_deployment=None)
+        >>> result.published
+        ['published/hero@upscale-v3x2.thumb256.png']
+    """
+    logger = get_run_logger()
+    ingested = await ingest_assets(source, staging)
+    logger.info("Ingested %d asset(s) into %s", len(ingested), staging)
+    specs = upscales or [UpscaleSpec()]
+    run_id: str | None = None
+    if upscale_deployment:
+        parameters = {
+            "inputs": ingested,
+            "target": _absolute(target),
+            "upscales": [s.model_dump(mode="json") for s in specs],
+            "credentials_block": credentials_block,
+            "max_creative_units": max_creative_units,
+        }
+        report, run_id = await _upscale_on_deployment(
+            upscale_deployment, parameters, upscale_timeout_s
+        )
+    else:
+        report = await upscale_batch(
+            inputs=ingested,
+            target=target,
+            upscales=specs,
+            credentials_block=credentials_block,
+            max_creative_units=max_creative_units,
+        )
+    thumbnails = await publish_upscaled(outputs_of(report), published)
+    return PipelineResult(
+        ingested=ingested, report=report, published=thumbnails, upscale_flow_run_id=run_id
+    )
