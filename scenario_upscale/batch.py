@@ -154,7 +154,6 @@ class BatchSession:
         max_concurrency: Jobs in flight at once (the team's concurrency ceiling or less).
         poll: Poll cadence and deadline.
         on_progress: Called with updated counts after each change.
-        on_job: Called with (item, job) whenever a job changes state, for events and logs.
     """
 
     def __init__(
@@ -166,7 +165,6 @@ class BatchSession:
         max_concurrency: int = 8,
         poll: PollPolicy | None = None,
         on_progress: Callable[[Progress], None] | None = None,
-        on_job: Callable[[BatchItem, Job], None] | None = None,
     ) -> None:
         self.client = client
         self.target = target.rstrip("/") or "."
@@ -182,7 +180,6 @@ class BatchSession:
         self._unsent: dict[str, bytes] = {}
         self.progress = Progress()
         self._on_progress = on_progress
-        self._on_job = on_job
 
     async def __aenter__(self) -> Self:
         await self.watcher.__aenter__()
@@ -409,14 +406,9 @@ class BatchSession:
             self.progress.creative_units += submitted.creative_units or 0.0
         self._report()
         log.info("%s → job %s (%s)", item.source.name, job_id, item.model_id)
-
-        def changed(job: Job) -> None:
-            if self._on_job is not None:
-                self._on_job(item, job)
-
         # Watched from now on, whichever step runs: the slot comes back the moment the job ends,
         # even while this shard is still submitting.
-        future = self.watcher.track(submitted.job, on_update=changed)
+        future = self.watcher.track(submitted.job)
         future.add_done_callback(lambda _: self._slots.release())
         self._watching[job_id] = future
         return submitted

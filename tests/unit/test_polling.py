@@ -60,9 +60,11 @@ def _queued(job_id: str) -> Job:
 
 async def test_aliases_and_unknown_statuses() -> None:
     source = FakeJobs({"a": ["queued", "processing", "weird-new-status", "cancelled"]})
+    seen: list[str] = []
     async with JobWatcher(source, FAST) as watcher:
-        job = await watcher.wait(_queued("a"))
+        job = await watcher.wait(_queued("a"), on_update=lambda j: seen.append(j.status))
     assert job.status == "cancelled" and job.outcome == "canceled"
+    assert seen == ["processing", "weird-new-status", "cancelled"]
     assert source.gets == 4  # unknown statuses kept it waiting
 
 
