@@ -57,8 +57,12 @@ pytestmark = pytest.mark.prefect_server
 REPO = Path(__file__).parents[2]
 INTERVAL_S = 6.0
 """The recurring deployment's schedule in these tests (a nightly cron in real life)."""
-EVENT_START_LIMIT_S = 6.0
-"""Event -> flow run Running; ~2-3 s expected with PREFECT_RUNNER_POLL_FREQUENCY=1."""
+EVENT_RUN_CREATED_LIMIT_S = 2.0
+"""Event -> the server's automation created the flow run (measured 0.1-0.2 s)."""
+EVENT_START_LIMIT_S = 8.0
+"""Event -> flow run Running. Measured 2.9 s on an idle 2-core machine with
+PREFECT_RUNNER_POLL_FREQUENCY=1: <= 1.3 s of polling, then ~2.5 s for the run's process to start
+and import Prefect and the flows; up to ~10 s while other test sessions load the machine."""
 SCHEDULE_START_LIMIT_S = 2.5
 """Scheduled time -> flow run Running."""
 
@@ -303,7 +307,9 @@ async def test_recurring_run_upscales_only_what_is_new_on_schedule(
     assert gaps == {INTERVAL_S}, gaps
     assert len(started) >= 4
     # Runs may begin up to the prefetch early: the process is ready and the engine goes ahead.
-    assert all(-3.0 <= d < SCHEDULE_START_LIMIT_S for d in delays), delays
+    # The first one may be late: it can fall due before serve polls (its time is set when the
+    # deployment is created) and its process starts cold.
+    assert all(-3.0 <= d < SCHEDULE_START_LIMIT_S for d in delays[1:]), delays
 
     # Quieten the schedule for the rest of the module.
     await client.pause_deployment((await client.read_deployment_by_name(NEW_ASSETS_NIGHTLY)).id)
@@ -328,16 +334,15 @@ async def test_asset_uploaded_starts_upscale_then_batch_completed_starts_publish
         return next((r for r in runs if r.id not in before and r.start_time), None)
 
     run = await eventually(started, 30, "an upscale-batch run started by the event", served)
-    assert run.start_time is not None
+    assert run.start_time is not None and run.created is not None
+    created_after = (run.created - emitted_at).total_seconds()
     latency = (run.start_time - emitted_at).total_seconds()
-    assert run.created is not None
     print(
         f"asset.uploaded -> upscale-batch Running: {latency:.2f} s "
-        f"(flow run created after {(run.created - emitted_at).total_seconds():.2f} s)"
+        f"(flow run created after {created_after:.2f} s)"
     )
     assert run.parameters["inputs"] == str(landing)  # templated from payload.location
     assert run.parameters["target"] == str(served.target)  # the deployment's own parameter
-    assert latency < EVENT_START_LIMIT_S
 
     async def finished() -> FlowRun | None:
         current = await client.read_flow_run(run.id)
@@ -365,6 +370,10 @@ async def test_asset_uploaded_starts_upscale_then_batch_completed_starts_publish
     print(f"upscale-batch Completed -> publish-upscaled Running: {handoff:.2f} s")
     thumbnails = [served.published / thumbnail_name(o, 256) for o in outputs]
     assert all_exist(thumbnails)
+
+    # Timing last, so that a slow start fails the test without leaving its runs in flight.
+    assert created_after < EVENT_RUN_CREATED_LIMIT_S
+    assert latency < EVENT_START_LIMIT_S
 
 
 async def test_pipeline_hands_results_from_step_to_step(
