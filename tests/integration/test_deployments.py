@@ -43,14 +43,8 @@ from deployments.pipeline import asset_pipeline, outputs_of, thumbnail_name
 from deployments.watermark import load_watermark, watermark_path
 from scenario_upscale.batch import UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
-from tests.support import write_images
-
-if "tests.prefect_server" not in sys.modules:  # until tests/conftest.py lists the plugin
-    from tests.prefect_server import (  # noqa: F401
-        prefect_client_settings,
-        prefect_server,
-    )
 from tests.prefect_server import PrefectTestServer
+from tests.support import write_images
 
 pytestmark = pytest.mark.prefect_server
 

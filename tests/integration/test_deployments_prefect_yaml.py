@@ -17,9 +17,6 @@ import httpx
 import pytest
 
 from deployments.definitions import ALL_DEPLOYMENTS, ASSET_UPLOADED
-
-if "tests.prefect_server" not in sys.modules:  # until tests/conftest.py lists the plugin
-    from tests.prefect_server import prefect_server  # noqa: F401
 from tests.prefect_server import PrefectTestServer
 
 pytestmark = pytest.mark.prefect_server
