@@ -26,6 +26,9 @@ JOB_COMPLETED = "scenario.upscale.job.completed"
 JOB_FAILED = "scenario.upscale.job.failed"
 BATCH_COMPLETED = "scenario.upscale.batch.completed"
 RESULTS_ARTIFACT_KEY = "scenario-upscale-results"
+RELATED_OUTPUTS_LIMIT = 50
+"""Prefect refuses an event with over 100 related resources (the run context adds its own), so a
+batch event names at most this many outputs as resources; its payload always lists them all."""
 
 ProgressListener = Callable[[Progress], None]
 progress_listeners: list[ProgressListener] = []
@@ -141,7 +144,11 @@ def emit_item_events(results: Sequence[ItemResult]) -> None:
 
 
 def emit_batch_event(report: BatchReport, target: str, flow_run_id: UUID | None) -> None:
-    """``scenario.upscale.batch.completed``: every output location, for downstream triggers."""
+    """``scenario.upscale.batch.completed``: every output location, for downstream triggers.
+
+    The payload lists every output; the related resources name the first
+    ``RELATED_OUTPUTS_LIMIT`` (label ``scenario.outputs`` gives the count).
+    """
     outputs = [o for r in report.results for o in r.outputs]
     emit_event(
         event=BATCH_COMPLETED,
@@ -149,11 +156,9 @@ def emit_batch_event(report: BatchReport, target: str, flow_run_id: UUID | None)
             "prefect.resource.id": f"scenario.upscale.batch.{flow_run_id or 'local'}",
             "scenario.target": resource_id_for(target),
             "scenario.ok": str(report.ok).lower(),
+            "scenario.outputs": str(len(outputs)),
         },
-        related=[
-            {"prefect.resource.id": resource_id_for(o), "prefect.resource.role": "output"}
-            for o in outputs
-        ],
+        related=[_related(o, "output") for o in outputs[:RELATED_OUTPUTS_LIMIT]],
         payload={
             "target": target,
             "outputs": outputs,

@@ -32,7 +32,14 @@ from prefect.events.schemas.events import ReceivedEvent
 from prefect.exceptions import ObjectNotFound
 
 from blocks.credentials import ScenarioCredentials
-from flows.reporting import BATCH_COMPLETED, JOB_COMPLETED, JOB_FAILED, RESULTS_ARTIFACT_KEY
+from flows.reporting import (
+    BATCH_COMPLETED,
+    JOB_COMPLETED,
+    JOB_FAILED,
+    RELATED_OUTPUTS_LIMIT,
+    RESULTS_ARTIFACT_KEY,
+    emit_batch_event,
+)
 from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, upscale_batch, upscale_image
 from scenario_upscale.batch import BatchReport, ItemResult, UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
@@ -297,6 +304,35 @@ async def test_each_output_is_a_materialized_prefect_asset(
         assert event.payload["source"] == result.source
         assert event.payload["job_id"] == result.job_id
         assert event.payload["width"] == result.output_width
+
+
+async def test_a_batch_with_many_outputs_still_announces_itself(
+    prefect_client_settings: PrefectTestServer, tmp_path: Path
+) -> None:
+    outputs = [str(tmp_path / f"out/{i}.png") for i in range(150)]
+    report = BatchReport(
+        results=[
+            ItemResult(
+                source=f"{i}.png", model_id="model_upscale-v3", status="success", outputs=[o]
+            )
+            for i, o in enumerate(outputs)
+        ],
+        creative_units=150,
+        started_at=datetime.now(UTC),
+        finished_at=datetime.now(UTC),
+    )
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    run_id = uuid.uuid4()
+    emit_batch_event(report, str(tmp_path / "out"), run_id)
+
+    async def batch_event() -> list[ReceivedEvent]:
+        found = await read_events([BATCH_COMPLETED], since)
+        return [e for e in found if e.resource.id == f"scenario.upscale.batch.{run_id}"]
+
+    [event] = await eventually(batch_event, "the batch event of 150 outputs")
+    assert event.payload["outputs"] == outputs  # all of them
+    assert event.resource["scenario.outputs"] == "150"
+    assert len([r for r in event.related if r.role == "output"]) == RELATED_OUTPUTS_LIMIT
 
 
 # -- failures -------------------------------------------------------------------------------------
