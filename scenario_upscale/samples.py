@@ -47,11 +47,12 @@ def _sprite(draw: ImageDraw.ImageDraw, w: int, h: int, rng: random.Random) -> No
 def _rune(draw: ImageDraw.ImageDraw, w: int, h: int, rng: random.Random) -> None:
     draw.rectangle([0, 0, w, h], fill=(18, 12, 40))
     cx, cy, r = w / 2, h / 2, min(w, h) * 0.4
+    turn = rng.uniform(0, 2 * math.pi)
     points = [
         (cx + r * math.cos(a), cy + r * math.sin(a))
-        for a in (i * 2 * math.pi / 5 * 2 for i in range(6))
+        for a in (turn + i * 2 * math.pi / 5 * 2 for i in range(6))
     ]
-    draw.line(points, fill=(120, 220, 255), width=3)
+    draw.line(points, fill=(rng.randrange(80, 200), 220, 255), width=3)
     draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=(200, 120, 255), width=2)
 
 
