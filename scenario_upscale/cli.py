@@ -117,3 +117,7 @@ def upscale(
         typer.echo(f"{state.name}: {state.message}")
         typer.echo(api.view_hint(state.state_details.flow_run_id or ""))
     raise typer.Exit(0 if state.is_completed() else 1)
+
+
+if __name__ == "__main__":
+    app()
