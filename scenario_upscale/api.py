@@ -275,8 +275,8 @@ class ScenarioClient:
         """
         if kind == "image" and len(data) < BASE64_UPLOAD_LIMIT:
             encoded = base64.b64encode(data).decode("ascii")
-            # Not retried: a lost answer would leave a duplicate asset, which is free but clutter.
-            response = await self._once(
+            # Retried: a lost answer at worst leaves a duplicate asset, which costs nothing.
+            response = await self._read(
                 "POST /assets",
                 lambda: self._sdk.assets.upload(name=name, image=encoded, project_id=self._project),
             )

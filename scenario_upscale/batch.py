@@ -27,8 +27,9 @@ from scenario_upscale.errors import (
     InvalidInput,
     JobFailed,
     JobTimedOut,
-    ScenarioAPIError,
+    ScenarioBadRequest,
     ScenarioError,
+    ScenarioNotFound,
 )
 from scenario_upscale.journal import Journal, default_journal_path, request_key
 from scenario_upscale.models import Job, ModelSpec, Price
@@ -236,13 +237,36 @@ class BatchSession:
     async def _prepare_one(
         self, location: str, specs: Sequence[UpscaleSpec], models: dict[str, ModelSpec]
     ) -> list[BatchItem | ItemResult]:
+        # Only this input is unusable when it is unreadable, not an image, or refused at upload.
         try:
             source, asset_id = await self._load_source(location)
-        except (InvalidInput, ScenarioAPIError) as error:
-            return [
-                ItemResult(source=location, model_id=s.model_id, status="invalid", error=str(error))
-                for s in specs
-            ]
+        except (InvalidInput, ScenarioBadRequest, ScenarioNotFound) as error:
+            return self._invalid(location, specs, error)
+        try:
+            return await self._plan_source(location, source, asset_id, specs, models)
+        except (InvalidInput, ScenarioBadRequest, ScenarioNotFound) as error:
+            return self._invalid(location, specs, error)
+        finally:
+            # Every upload of these bytes is over (or was never needed): drop them from memory.
+            self._unsent.pop(source.sha256, None)
+
+    @staticmethod
+    def _invalid(
+        location: str, specs: Sequence[UpscaleSpec], error: Exception
+    ) -> list[BatchItem | ItemResult]:
+        return [
+            ItemResult(source=location, model_id=s.model_id, status="invalid", error=str(error))
+            for s in specs
+        ]
+
+    async def _plan_source(
+        self,
+        location: str,
+        source: SourceFile,
+        asset_id: str | None,
+        specs: Sequence[UpscaleSpec],
+        models: dict[str, ModelSpec],
+    ) -> list[BatchItem | ItemResult]:
         out: list[BatchItem | ItemResult] = []
         for spec in specs:
             model = models[spec.model_id]

@@ -236,3 +236,14 @@ async def test_a_download_cut_short_is_retried_and_never_left_half_written(
     stats = fresh_emulator.stats()
     assert stats.faults_injected.get("download_truncated") == 1
     assert stats.faults_injected.get("download_5xx") == 1
+
+
+async def test_an_upload_that_fails_with_a_5xx_is_retried(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, images: list[Path], tmp_path: Path
+) -> None:
+    fresh_emulator.configure(fail_next_n_posts=2, fault_routes=["/v1/assets"])
+    report = await run_batch(client, str(images[0]), str(tmp_path / "out"), poll=FAST_POLL)
+    assert report.ok, report.results
+    stats = fresh_emulator.stats()
+    assert stats.faults_injected.get("5xx") == 2
+    assert stats.requests["POST /v1/assets"] == 3
