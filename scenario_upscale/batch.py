@@ -12,6 +12,7 @@ the next shard overlaps with waiting for the previous one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -172,6 +173,7 @@ class BatchSession:
         namespace = f"{client.base_url}|{client.project_id or ''}"
         self.journal = journal or Journal(default_journal_path(self.target), namespace)
         self.watcher = JobWatcher(client, poll)
+        self._stack = contextlib.AsyncExitStack()
         self._slots = asyncio.Semaphore(max_concurrency)
         self._watching: dict[str, asyncio.Future[Job]] = {}
         self._uploading: dict[str, asyncio.Future[str]] = {}
@@ -183,7 +185,8 @@ class BatchSession:
         self._on_progress = on_progress
 
     async def __aenter__(self) -> Self:
-        await self.watcher.__aenter__()
+        await self._stack.enter_async_context(self.journal.exclusive())
+        await self._stack.enter_async_context(self.watcher)
         return self
 
     async def __aexit__(
@@ -192,7 +195,7 @@ class BatchSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.watcher.__aexit__(exc_type, exc, tb)
+        await self._stack.__aexit__(exc_type, exc, tb)
 
     def _report(self) -> None:
         if self._on_progress is not None:

@@ -10,15 +10,22 @@ lends its asset or job ids to a run against Scenario's cloud.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+log = logging.getLogger("scenario_upscale.journal")
 
 RecordKind = Literal["uploaded", "submitting", "submitted", "collected"]
 
@@ -63,16 +70,47 @@ class Journal:
         self.submitting: dict[str, datetime] = {}
         self.jobs: dict[str, tuple[str, float | None]] = {}
         self.collected: dict[str, list[str]] = {}
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    # A line cut short by a crash mid-write is the only possible damage: skip it.
-                    try:
-                        record = JournalRecord.model_validate_json(line)
-                    except ValueError:
-                        continue
-                    if record.namespace == namespace:
-                        self._apply(record)
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                # A line cut short by a crash mid-write is the only possible damage: skip it.
+                try:
+                    record = JournalRecord.model_validate_json(line)
+                except ValueError:
+                    continue
+                if record.namespace == self.namespace:
+                    self._apply(record)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, poll_s: float = 0.5) -> AsyncIterator[None]:
+        """Hold the target's lock for a whole batch, then read what earlier runs recorded.
+
+        Two runs on one target at once would each miss the other's submits and could both pay
+        for a new input; the second one waits here instead, and then finds everything done.
+        The lock is a file lock on this machine (for a remote target the journal is local too).
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            waiting = False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not waiting:
+                        log.info("another run is working on %s; waiting for it", self.path.parent)
+                        waiting = True
+                    await asyncio.sleep(poll_s)
+            try:
+                self._load()
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _apply(self, record: JournalRecord) -> None:
         if record.kind == "uploaded" and record.sha256 and record.asset_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,3 +143,19 @@ async def test_a_rerun_retries_an_input_whose_job_failed(
     assert stats.jobs_created == 3  # the failed one was refunded
     assert stats.creative_units_refunded > 0
     assert all(r.input_width for r in second.results)  # skipped ones too
+
+
+async def test_two_runs_on_one_target_at_once_pay_once(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 3)
+    first, second = await asyncio.gather(
+        run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL),
+        run_batch(client, str(tmp_path / "in"), str(tmp_path / "out"), poll=FAST_POLL),
+    )
+    statuses = sorted([first.count("success"), second.count("success")])
+    assert statuses == [0, 3]  # one did the work, the other waited and found it done
+    assert sorted([first.count("skipped"), second.count("skipped")]) == [0, 3]
+    stats = fresh_emulator.stats()
+    assert stats.jobs_created == 3
+    assert stats.assets_created == 6  # 3 uploads + 3 outputs: nothing uploaded twice
