@@ -7,5 +7,5 @@
   ``asset-pipeline``).
 * ``watermark``: "new since the last successful run" for the recurring deployment.
 
-See ``docs/deployments.md``.
+See the "Deployments" section of README.md.
 """

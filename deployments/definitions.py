@@ -179,9 +179,9 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
                 **common,
             },
             schedules=[s.schedule()],
-            # Runs must not overlap (two batches on one target could both submit a new input).
-            # A run that would start while the last one still works is cancelled: the next one
-            # catches up, since everything after the watermark is still new to it.
+            # Runs do not pile up (the batch journal's lock would only make a second one wait):
+            # a run that would start while the last one still works is cancelled, and the next
+            # one catches up, since everything after the watermark is still new to it.
             concurrency_limit=ConcurrencyLimitConfig(
                 limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
             ),
