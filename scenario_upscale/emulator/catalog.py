@@ -1,4 +1,4 @@
-"""The upscale models the emulator knows, with their ``inputs[]`` as in contract section 6.1.
+"""The upscale models the emulator knows, with their ``inputs[]`` as in contract sections 6.1-6.2.
 
 The input schemas are what ``GET /v1/models/{id}`` returns and what ``/generate/custom`` validates
 against, so both sides come from this single table. ``ScaleRule`` says how the output size is
@@ -51,6 +51,9 @@ class ModelInput(BaseModel):
     min_length: int | None = Field(default=None, alias="minLength")
     max_length: int | None = Field(default=None, alias="maxLength")
     kind: Literal["image", "video"] | None = None
+    # Seconds; file inputs of kind video only, "validated at job creation time" (contract 3.3).
+    min_duration: float | None = Field(default=None, alias="minDuration")
+    max_duration: float | None = Field(default=None, alias="maxDuration")
     required: InputRequired | None = None
     parent: bool | None = None
     cost_impact: bool | None = Field(default=None, alias="costImpact")
@@ -70,14 +73,17 @@ class ScaleRule(BaseModel):
       that is not ``<n>x`` (topaz ``"None"``) means 1.
     - ``seedvr``: ``upscaleMode`` factor -> ``upscaleFactor``; target -> short side from
       ``targetResolution`` (``1080p`` -> 1080).
-    - ``long_side``: ``"4k"`` means a long side of 3840 px (gemini).
+    - ``long_side``: ``"4k"`` means a long side of 3840 px (gemini; Magnific video ``1k``/``2k``).
+    - ``short_side``: ``"720p"``/``"1080p"`` set the short side, ``"4k"`` means 2160 (Topaz video).
     - ``megapixels``: Pruna's ``upscaleMode`` target (``target`` MP) or factor, capped at 8 MP.
     - ``fixed``: a constant factor (models without a scale input).
     """
 
-    mode: Literal["factor", "seedvr", "long_side", "megapixels", "fixed"]
+    mode: Literal["factor", "seedvr", "long_side", "short_side", "megapixels", "fixed"]
     input: str | None = None
     fixed_factor: float = 2.0
+    # The model never outputs a longer side than this (e.g. "capped at 4K output").
+    max_long_side: int | None = None
 
 
 class ModelSpec(BaseModel):
@@ -85,15 +91,30 @@ class ModelSpec(BaseModel):
     name: str
     vendor: str
     file_input: str
-    output_type: Literal["upscale", "upscale-texture", "upscale-skybox"] = "upscale"
+    output_type: Literal["upscale", "upscale-texture", "upscale-skybox", "upscale-video"] = (
+        "upscale"
+    )
     scale: ScaleRule
-    # Emulator pricing: creative units per output megapixel, with a floor per job.
+    # Emulator pricing: creative units per output megapixel (per megapixel and second of video),
+    # with a floor per job.
     rate_per_megapixel: float
     min_cost: float = 1.0
+    # Video models whose output frame rate is an input (Topaz ``fps``).
+    frame_rate_input: str | None = None
     inputs: list[ModelInput]
 
     def input_named(self, name: str) -> ModelInput | None:
         return next((item for item in self.inputs if item.name == name), None)
+
+    @property
+    def kind(self) -> Literal["image", "video"]:
+        """What the main file input takes."""
+        main = self.input_named(self.file_input)
+        return main.kind if main is not None and main.kind is not None else "image"
+
+    @property
+    def tags(self) -> list[str]:
+        return [f"{self.kind}-upscale", self.vendor]
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -102,13 +123,13 @@ class ModelSpec(BaseModel):
             "shortDescription": f"{self.name} (Scenario emulator)",
             "type": "custom",
             "custom": True,
-            "capabilities": ["img2img"],
+            "capabilities": ["video2video" if self.kind == "video" else "img2img"],
             "collectionIds": [],
             "exampleAssetIds": [],
             "privacy": "public",
             "source": "scenario",
             "status": "trained",
-            "tags": ["image-upscale", self.vendor],
+            "tags": self.tags,
             "trainingImagesNumber": 0,
             "accessRestrictions": 25,
             "disableRefund": False,
@@ -129,6 +150,18 @@ def _file(name: str = "image") -> ModelInput:
         kind="image",
         required=InputRequired(always=True),
         parent=True,
+    )
+
+
+def _video(max_duration: float | None = None) -> ModelInput:
+    return ModelInput(
+        name="video",
+        type="file",
+        label="Video",
+        kind="video",
+        required=InputRequired(always=True),
+        parent=True,
+        max_duration=max_duration,
     )
 
 
@@ -212,6 +245,30 @@ def _flux_inputs(*, skybox: bool = False) -> list[ModelInput]:
         _str("baseModel", ["FLUX.1-dev", "FLUX.1-Krea-dev"]),
         _seed(),
     ]
+    return items
+
+
+def _video_output_inputs() -> list[ModelInput]:
+    return [
+        _str("outputQuality", ["low", "medium", "high", "maximum"], "high"),
+        _str("outputWriteMode", ["fast", "balanced", "small"], "balanced"),
+    ]
+
+
+def _magnific_video_inputs(*, creative: bool) -> list[ModelInput]:
+    items = [_video()]
+    if creative:
+        items.append(_num("creativity", 0, 100, 0))
+    items += [
+        _str("resolution", ["1k", "2k", "4k"], "2k", cost=True),
+        _bool("fpsBoost"),
+        _num("sharpen", 0, 100),
+        _num("smartGrain", 0, 100),
+    ]
+    if creative:
+        items += [_str("flavor", ["vivid", "natural"]), _bool("turbo")]
+    else:
+        items.append(_num("strength", 0, 100, 60))
     return items
 
 
@@ -438,6 +495,99 @@ MODELS: list[ModelSpec] = [
         scale=ScaleRule(mode="fixed", fixed_factor=2.0),
         rate_per_megapixel=6.0,
         inputs=[_file()],
+    ),
+    # --- video upscalers (contract 6.2); capability video2video, output video/mp4 ---------
+    ModelSpec(
+        id="model_seedvr-2-upscale-video",
+        name="SeedVR2 Video Upscale",
+        vendor="bytedance",
+        file_input="video",
+        output_type="upscale-video",
+        scale=ScaleRule(mode="seedvr"),
+        rate_per_megapixel=2.0,
+        inputs=[
+            _video(),
+            _str("upscaleMode", ["factor", "target"], "factor", cost=True),
+            _num("upscaleFactor", 2, 10, 2, cost=True),
+            _str("targetResolution", ["720p", "1080p", "1440p", "2160p"], "1080p", cost=True),
+            _num("noiseScale", 0, 1, 0.1),
+            *_video_output_inputs(),
+            _seed(),
+        ],
+    ),
+    ModelSpec(
+        id="model_flash-vsr-video-upscale",
+        name="FlashVSR Video Upscale",
+        vendor="flashvsr",
+        file_input="video",
+        output_type="upscale-video",
+        scale=_FACTOR_UPSCALE,
+        rate_per_megapixel=1.0,
+        inputs=[
+            _video(),
+            _num("upscaleFactor", 2, 4, 2, cost=True),
+            _str("acceleration", ["regular", "high", "full"]),
+            _bool("colorFix", True),
+            _num("quality", 0, 100, 70),
+            _bool("preserveAudio", False),
+            *_video_output_inputs(),
+        ],
+    ),
+    ModelSpec(
+        id="model_topazlabs-video-upscale",
+        name="Topaz Labs Video Upscale",
+        vendor="topaz",
+        file_input="video",
+        output_type="upscale-video",
+        scale=ScaleRule(mode="short_side", input="resolution"),
+        rate_per_megapixel=3.0,
+        frame_rate_input="fps",
+        inputs=[
+            _video(),
+            _str("resolution", ["720p", "1080p", "4k"], "1080p", cost=True),
+            _num("fps", 15, 60, 60, step=1, cost=True),
+        ],
+    ),
+    # Runway: 4x, at most 4K out; inputs under 40 s.
+    ModelSpec(
+        id="model_runway-upscale-v1",
+        name="Runway Upscale V1",
+        vendor="runway",
+        file_input="video",
+        output_type="upscale-video",
+        scale=ScaleRule(mode="fixed", fixed_factor=4.0, max_long_side=3840),
+        rate_per_megapixel=2.0,
+        inputs=[_video(max_duration=40)],
+    ),
+    ModelSpec(
+        id="model_crystal-video-upscaler",
+        name="Crystal Video Upscaler",
+        vendor="clarity",
+        file_input="video",
+        output_type="upscale-video",
+        scale=ScaleRule(mode="factor", input="scaleFactor", max_long_side=3840),
+        rate_per_megapixel=2.0,
+        inputs=[_video(), _num("scaleFactor", 1, 200, 2, cost=True)],
+    ),
+    ModelSpec(
+        id="model_magnific-video-upscaler-creative",
+        name="Magnific Video Upscaler Creative",
+        vendor="magnific",
+        file_input="video",
+        output_type="upscale-video",
+        scale=ScaleRule(mode="long_side", input="resolution"),
+        rate_per_megapixel=4.0,
+        inputs=_magnific_video_inputs(creative=True),
+    ),
+    ModelSpec(
+        id="model_magnific-video-upscaler-precision",
+        name="Magnific Video Upscaler Precision",
+        vendor="magnific",
+        file_input="video",
+        output_type="upscale-video",
+        scale=ScaleRule(mode="long_side", input="resolution"),
+        rate_per_megapixel=4.0,
+        inputs=_magnific_video_inputs(creative=False),
     ),
 ]
 

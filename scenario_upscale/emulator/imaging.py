@@ -1,6 +1,7 @@
 """Byte-level media work: recognise uploaded files and really resize images (Pillow).
 
-Everything here is synchronous and CPU-bound; callers run it in a worker thread.
+Videos are probed and re-encoded with PyAV in ``video.py``. Everything here is synchronous and
+CPU-bound; callers run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ class MediaInfo(BaseModel):
     size: int
     width: int | None = None
     height: int | None = None
+    # Videos only (contract 3.9 ``properties``): seconds, frames per second, bits per second.
+    duration: float | None = None
+    frame_rate: float | None = None
+    nb_frames: int | None = None
+    codec_name: str | None = None
+    bitrate: int | None = None
 
 
 def inspect_image(data: bytes) -> MediaInfo:
@@ -55,17 +62,10 @@ def inspect_image(data: bytes) -> MediaInfo:
 
 
 def inspect_video(data: bytes) -> MediaInfo:
-    """Container sniffing only: the emulator does not decode video frames."""
-    if len(data) >= 12 and data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand == b"qt  ":
-            return MediaInfo(
-                kind="video", mime_type="video/quicktime", extension="mov", size=len(data)
-            )
-        return MediaInfo(kind="video", mime_type="video/mp4", extension="mp4", size=len(data))
-    if data[:4] == b"\x1a\x45\xdf\xa3":
-        return MediaInfo(kind="video", mime_type="video/webm", extension="webm", size=len(data))
-    raise InvalidMedia("not a recognised video container (mp4, mov, webm)")
+    """Probe with PyAV: a known container whose first video frame decodes."""
+    from .video import probe_video  # video.py builds on this module's types
+
+    return probe_video(data)
 
 
 def inspect_media(data: bytes, kind: str) -> MediaInfo:

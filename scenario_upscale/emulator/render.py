@@ -46,6 +46,14 @@ def asset_json(
     if asset.width is not None and asset.height is not None:
         properties.update(width=asset.width, height=asset.height)
         metadata.update(width=asset.width, height=asset.height)
+    video = {
+        "duration": asset.duration,
+        "frameRate": asset.frame_rate,
+        "nbFrames": asset.nb_frames,
+        "codecName": asset.codec_name,
+        "bitrate": asset.bitrate,
+    }
+    properties.update({key: value for key, value in video.items() if value is not None})
     provenance = {
         "modelId": asset.model_id,
         "parentId": asset.parent_id,

@@ -1,16 +1,19 @@
 """Background work: moving jobs through their statuses and importing completed uploads.
 
-The image resize runs in the runtime's thread pool so the event loop keeps answering polls.
+The image resize (Pillow) and the video re-encode (PyAV) run in the runtime's thread pool so the
+event loop keeps answering polls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from .imaging import InvalidMedia, MediaInfo, inspect_media, resize_image
 from .runtime import Runtime
 from .store import JobRecord, UploadRecord
 from .timeutil import now_dt, now_iso
+from .video import reencode_video
 
 # Fractions of job_duration_s spent in each phase.
 _QUEUED_SHARE = 0.15
@@ -39,10 +42,11 @@ async def run_job(runtime: Runtime, job: JobRecord) -> None:
     await asyncio.sleep(duration * _QUEUED_SHARE)
     job.move_to("in-progress", 0.0)
     source = runtime.store.blobs[job.input_asset_id]
+    parent = runtime.store.assets.get(job.input_asset_id)
     work: asyncio.Future[tuple[bytes, MediaInfo]] | None = None
     if not job.will_fail:
         work = asyncio.ensure_future(
-            runtime.in_thread(resize_image, source, job.output_width, job.output_height)
+            _render(runtime, job, source, parent is not None and parent.kind == "video")
         )
     try:
         for step in range(1, _PROGRESS_STEPS + 1):
@@ -63,7 +67,6 @@ async def run_job(runtime: Runtime, job: JobRecord) -> None:
             work.cancel()
     job.move_to("finalizing", 0.95)
     await asyncio.sleep(duration * _FINALIZING_SHARE)
-    parent = runtime.store.assets.get(job.input_asset_id)
     stem = (parent.name.rsplit(".", 1)[0] if parent else "output") or "output"
     asset = runtime.add_asset(
         data,
@@ -79,6 +82,24 @@ async def run_job(runtime: Runtime, job: JobRecord) -> None:
     )
     job.asset_ids = [asset.id]
     job.move_to("success", 1.0)
+
+
+async def _render(
+    runtime: Runtime, job: JobRecord, source: bytes, video: bool
+) -> tuple[bytes, MediaInfo]:
+    if not video:
+        return await runtime.in_thread(resize_image, source, job.output_width, job.output_height)
+    return await runtime.in_thread(
+        functools.partial(
+            reencode_video,
+            source,
+            job.output_width,
+            job.output_height,
+            frame_rate=job.output_frame_rate,
+            quality=job.input.get("outputQuality"),
+            write_mode=job.input.get("outputWriteMode"),
+        )
+    )
 
 
 async def import_upload(runtime: Runtime, upload: UploadRecord) -> None:

@@ -1,7 +1,8 @@
 """Output size and price of a generation, derived from the model's scale rule.
 
 Dry runs and real runs both call :func:`plan_output`, so the price a client is quoted is exactly the
-price it is charged.
+price it is charged. Video outputs have even sides (H.264 with 4:2:0 chroma needs them) and cost
+output pixels times seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .catalog import ModelSpec
 _FACTOR_STRING = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*$", re.IGNORECASE)
 _SHORT_SIDE = {"720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160}
 _LONG_SIDE = {"1k": 1024, "2k": 2048, "4k": 3840}
+_VIDEO_SHORT_SIDE = {"720p": 720, "1080p": 1080, "4k": 2160}
 _PRUNA_CAP_PIXELS = 8_000_000
 
 
@@ -24,6 +26,8 @@ class OutputPlan(BaseModel):
     width: int
     height: int
     creative_units: float
+    # Video only: the output frame rate when the model sets one (Topaz ``fps``), else None.
+    frame_rate: float | None = None
 
     @property
     def megapixels(self) -> float:
@@ -63,6 +67,10 @@ def _scale(spec: ModelSpec, params: dict[str, Any], width: int, height: int) -> 
         assert rule.input is not None
         target = _LONG_SIDE[str(params.get(rule.input, "4k")).lower()]
         return target / max(width, height)
+    if rule.mode == "short_side":
+        assert rule.input is not None
+        target = _VIDEO_SHORT_SIDE[str(params.get(rule.input, "1080p")).lower()]
+        return target / min(width, height)
     if rule.mode == "seedvr":
         if params.get("upscaleMode", "factor") == "target":
             return _SHORT_SIDE[str(params.get("targetResolution", "1080p"))] / min(width, height)
@@ -77,11 +85,35 @@ def _scale(spec: ModelSpec, params: dict[str, Any], width: int, height: int) -> 
     return factor
 
 
-def plan_output(spec: ModelSpec, body: dict[str, Any], width: int, height: int) -> OutputPlan:
+def _even(value: float) -> int:
+    return max(2, 2 * round(value / 2))
+
+
+def plan_output(
+    spec: ModelSpec,
+    body: dict[str, Any],
+    width: int,
+    height: int,
+    *,
+    duration: float | None = None,
+) -> OutputPlan:
+    """Output size and price; ``duration`` (seconds) prices a video (1 s when unknown)."""
     params = effective_params(spec, body)
     scale = _scale(spec, params, width, height)
-    out_w = max(1, round(width * scale))
-    out_h = max(1, round(height * scale))
-    # Cost follows output pixels (SKILLS: "Cost follows output pixels").
-    cost = max(spec.min_cost, round(spec.rate_per_megapixel * out_w * out_h / 1_000_000, 1))
-    return OutputPlan(width=out_w, height=out_h, creative_units=cost)
+    cap = spec.scale.max_long_side
+    if cap is not None and max(width, height) * scale > cap:
+        scale = cap / max(width, height)
+    seconds = 1.0
+    frame_rate: float | None = None
+    if spec.kind == "video":
+        out_w, out_h = _even(width * scale), _even(height * scale)
+        seconds = duration if duration else 1.0
+        if spec.frame_rate_input is not None:
+            frame_rate = float(params[spec.frame_rate_input])
+    else:
+        out_w = max(1, round(width * scale))
+        out_h = max(1, round(height * scale))
+    # Cost follows output pixels (SKILLS: "Cost follows output pixels"), and seconds of video.
+    units = spec.rate_per_megapixel * out_w * out_h / 1_000_000 * seconds
+    cost = max(spec.min_cost, round(units, 1))
+    return OutputPlan(width=out_w, height=out_h, creative_units=cost, frame_rate=frame_rate)

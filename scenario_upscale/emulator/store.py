@@ -33,6 +33,12 @@ class AssetRecord(BaseModel):
     sha256: str
     width: int | None = None
     height: int | None = None
+    # Videos only (contract 3.9 properties).
+    duration: float | None = None
+    frame_rate: float | None = None
+    nb_frames: int | None = None
+    codec_name: str | None = None
+    bitrate: int | None = None
     model_id: str | None = None
     parent_id: str | None = None
     root_parent_id: str | None = None
@@ -67,6 +73,8 @@ class JobRecord(BaseModel):
     content_key: str
     output_width: int
     output_height: int
+    # Video jobs: the output frame rate when the model changes it (Topaz ``fps``).
+    output_frame_rate: float | None = None
     will_fail: bool = False
     created: datetime
     updated: datetime

@@ -67,6 +67,17 @@ def _check_file(spec: ModelInput, value: Any, where: str, lookup: AssetLookup) -
     wanted = spec.kind or "image"
     if asset.kind != wanted:
         raise bad_request(f"Input '{where}': asset {value} is a {asset.kind}, expected a {wanted}")
+    if asset.duration is not None:
+        if spec.max_duration is not None and asset.duration > spec.max_duration:
+            raise bad_request(
+                f"Input '{where}': video {value} lasts {asset.duration:g} s,"
+                f" the model accepts at most {spec.max_duration:g} s"
+            )
+        if spec.min_duration is not None and asset.duration < spec.min_duration:
+            raise bad_request(
+                f"Input '{where}': video {value} lasts {asset.duration:g} s,"
+                f" the model needs at least {spec.min_duration:g} s"
+            )
     return asset
 
 

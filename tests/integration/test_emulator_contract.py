@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import av
 import httpx
 import pytest
 import scenario_sdk
@@ -29,6 +30,20 @@ def make_png(
 ) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_mp4(width: int = 64, height: int = 48, frames: int = 12, fps: int = 12) -> bytes:
+    """A tiny real H.264 MP4 (distinct colours per frame)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as sink:
+        stream = sink.add_stream("libx264", rate=fps)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(frames):
+            image = Image.new("RGB", (width, height), (index * 20 % 255, 90, 160))
+            sink.mux(stream.encode(av.VideoFrame.from_image(image)))
+        sink.mux(stream.encode(None))
     return buffer.getvalue()
 
 
@@ -610,3 +625,145 @@ async def test_cdn_download_faults(
     assert (await cdn.get(url)).content == raw
     faults = fresh_emulator.stats().faults_injected
     assert faults == {"download_5xx": 1, "download_truncated": 1}
+
+
+# --- video (contract 3.2 multipart, 3.9 video properties, 6.2 video upscalers) -----------------
+
+
+async def upload_video(
+    client: AsyncScenario, cdn: httpx.AsyncClient, data: bytes, name: str = "clip.mp4"
+) -> Any:
+    """All video goes through /v1/uploads; returns the final upload."""
+    created = (
+        await client.uploads.create(
+            file_name=name, content_type="video/mp4", kind="video", parts=1, file_size=len(data)
+        )
+    ).upload
+    assert created.kind == "video"
+    put = await cdn.put((created.parts or [])[0].url, content=data)
+    assert put.status_code == 200
+    await client.uploads.trigger_action(created.id, action="complete")
+    for _ in range(200):
+        current = (await client.uploads.retrieve(created.id)).upload
+        if current.status in ("imported", "failed"):
+            return current
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"upload {created.id} stuck in {current.status}")
+
+
+async def test_video_models_take_a_video_file_input(client: AsyncScenario) -> None:
+    expected = {
+        "model_seedvr-2-upscale-video": {"upscaleMode", "targetResolution", "outputQuality"},
+        "model_flash-vsr-video-upscale": {"upscaleFactor", "colorFix", "preserveAudio"},
+        "model_topazlabs-video-upscale": {"resolution", "fps"},
+    }
+    for model_id, names in expected.items():
+        model = (await client.models.retrieve(model_id)).model
+        assert model.capabilities == ["video2video"]
+        inputs = {item.name: item for item in model.inputs or []}
+        video = inputs["video"]
+        assert (video.type, video.kind) == ("file", "video")
+        assert video.required is not None and video.required.always is True
+        assert names <= set(inputs)
+    seedvr_model = (await client.models.retrieve("model_seedvr-2-upscale-video")).model
+    seedvr = {i.name: i for i in seedvr_model.inputs or []}
+    assert (seedvr["upscaleFactor"].min, seedvr["upscaleFactor"].max) == (2, 10)
+    topaz = (await client.models.retrieve("model_topazlabs-video-upscale")).model
+    resolution = next(i for i in topaz.inputs or [] if i.name == "resolution")
+    assert (resolution.allowed_values, resolution.default) == (["720p", "1080p", "4k"], "1080p")
+    tagged = [m.id async for m in client.models.list(privacy="public", tags="video-upscale")]
+    assert "model_seedvr-2-upscale-video" in tagged and "model_upscale-v3" not in tagged
+
+
+async def test_video_upload_and_upscale_parse_strictly_and_really_re_encode(
+    client: AsyncScenario, cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
+) -> None:
+    data = make_mp4(64, 48, frames=12, fps=12)
+    upload = await upload_video(client, cdn, data)
+    assert upload.status == "imported" and upload.entity_id
+    asset = (await client.assets.retrieve(upload.entity_id)).asset
+    assert (asset.kind, asset.mime_type, asset.source) == ("video", "video/mp4", "uploaded-video")
+    assert asset.metadata.type == "uploaded-video" and asset.metadata.kind == "video"
+    props = asset.properties
+    assert (props.width, props.height, props.size) == (64, 48, len(data))
+    assert (props.frame_rate, props.nb_frames, props.codec_name) == (12, 12, "h264")
+    assert props.duration == pytest.approx(1.0, abs=0.1)
+    assert props.bitrate and props.bitrate > 0
+    assert (await cdn.get(asset.url)).content == data
+
+    response = await client.generate.run_model(
+        "model_seedvr-2-upscale-video", body={"video": asset.id, "upscaleFactor": 2}
+    )
+    assert response.creative_units_cost and response.creative_units_cost > 0
+    job = await wait_job(client, response.job.job_id)
+    assert job.status == "success", job.metadata.error
+    (output_id,) = job.metadata.asset_ids or []
+    output = (await client.assets.retrieve(output_id)).asset
+    assert (output.kind, output.mime_type, output.source) == ("video", "video/mp4", "upscale-video")
+    assert output.metadata.type == "upscale-video"
+    assert output.metadata.parent_id == asset.id
+    assert (output.properties.width, output.properties.height) == (128, 96)
+    assert output.properties.nb_frames == 12 and output.properties.codec_name in ("h264", "mpeg4")
+    body = (await cdn.get(output.url)).content
+    assert len(body) == output.properties.size
+    with av.open(io.BytesIO(body)) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == 12 and {(f.width, f.height) for f in frames} == {(128, 96)}
+    link = await client.assets.download.request(output_id, target_format="mp4")
+    assert link.mime_type == "video/mp4"
+    stats = fresh_emulator.stats()
+    assert stats.requests.get("POST /v1/assets", 0) == 0
+    assert stats.creative_units_charged == response.creative_units_cost
+
+
+async def test_video_cost_grows_with_output_pixels_and_duration(
+    client: AsyncScenario, cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
+) -> None:
+    one_second = (await upload_video(client, cdn, make_mp4(frames=12))).entity_id
+    two_seconds = (await upload_video(client, cdn, make_mp4(frames=24), "long.mp4")).entity_id
+
+    async def price(asset_id: str, resolution: str) -> float:
+        raw = await client.generate.with_raw_response.run_model(
+            "model_seedvr-2-upscale-video",
+            body={"video": asset_id, "upscaleMode": "target", "targetResolution": resolution},
+            dry_run="true",
+        )
+        assert raw.status_code == 269 and "job" not in raw.http_response.json()
+        return float(raw.http_response.json()["creativeUnitsCost"])
+
+    short_hd, long_hd = await price(one_second, "1080p"), await price(two_seconds, "1080p")
+    assert long_hd == pytest.approx(2 * short_hd, rel=0.05)
+    assert await price(one_second, "2160p") > short_hd
+    stats = fresh_emulator.stats()
+    assert (stats.jobs_created, stats.creative_units_charged, stats.dry_runs) == (0, 0, 3)
+
+
+async def test_video_upload_of_non_video_fails_with_message(
+    client: AsyncScenario, cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
+) -> None:
+    fake = b"\x00\x00\x00\x18ftypmp42" + bytes(300)
+    upload = await upload_video(client, cdn, fake, "fake.mp4")
+    assert upload.status == "failed" and upload.entity_id is None
+    assert upload.error_message and "not a valid video" in upload.error_message
+    assert fresh_emulator.stats().assets_created == 0
+
+
+async def test_video_and_image_inputs_are_checked_against_the_model_kind(
+    client: AsyncScenario, cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
+) -> None:
+    video_id = (await upload_video(client, cdn, make_mp4())).entity_id
+    image_id = await upload(client)
+    with pytest.raises(scenario_sdk.BadRequestError) as to_image_model:
+        await client.generate.run_model("model_upscale-v3", body={"image": video_id})
+    reason = to_image_model.value.body["reason"]  # type: ignore[index]
+    assert "'image'" in reason and "is a video" in reason
+    with pytest.raises(scenario_sdk.BadRequestError) as to_video_model:
+        await client.generate.run_model("model_seedvr-2-upscale-video", body={"video": image_id})
+    reason = to_video_model.value.body["reason"]  # type: ignore[index]
+    assert "'video'" in reason and "expected a video" in reason
+    with pytest.raises(scenario_sdk.BadRequestError, match="'upscaleFactor'"):
+        await client.generate.run_model(
+            "model_flash-vsr-video-upscale", body={"video": video_id, "upscaleFactor": 8}
+        )
+    stats = fresh_emulator.stats()
+    assert (stats.jobs_created, stats.creative_units_charged) == (0, 0)

@@ -28,6 +28,8 @@ _SAME_FORMAT = {
     "image/tiff": {"tif", "tiff"},
     "image/avif": {"avif"},
     "video/mp4": {"mp4"},
+    "video/quicktime": {"mov"},
+    "video/webm": {"webm"},
 }
 
 

@@ -49,8 +49,8 @@ async def generate_custom(
     body = await read_json(request)
     asset = validate_body(spec, body, runtime.store.assets.get)
     if asset.width is None or asset.height is None:
-        raise bad_request(f"Input '{spec.file_input}': asset {asset.id} has no image dimensions")
-    plan = plan_output(spec, body, asset.width, asset.height)
+        raise bad_request(f"Input '{spec.file_input}': asset {asset.id} has no known dimensions")
+    plan = plan_output(spec, body, asset.width, asset.height, duration=asset.duration)
     limit = runtime.config.max_output_megapixels
     if plan.megapixels > limit:
         raise bad_request(
@@ -89,6 +89,7 @@ async def generate_custom(
             content_key=f"{spec.id}|sha256:{digest}",
             output_width=plan.width,
             output_height=plan.height,
+            output_frame_rate=plan.frame_rate,
             will_fail=runtime.take("fail_next_n_jobs")
             or runtime.chance(runtime.config.job_failure_rate),
             created=moment,

@@ -38,7 +38,7 @@ async def list_models(
     models = list(MODELS) if privacy == "public" else []
     wanted_tags = set(split_csv(tags))
     if wanted_tags:
-        models = [m for m in models if wanted_tags & {"image-upscale", m.vendor}]
+        models = [m for m in models if wanted_tags & set(m.tags)]
     wanted_types = set(split_csv(type_, types))
     if wanted_types and "custom" not in wanted_types:
         models = []
