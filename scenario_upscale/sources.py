@@ -1,8 +1,8 @@
 """Turn what the user points at into input files: a file, a folder, a glob, an fsspec or http URL,
 or an existing Scenario asset id.
 
-Reading checks that each file is an image or a video we can send, so a bad input fails here, before
-anything is uploaded or paid for.
+Reading checks that each file is an image (Pillow) or a video (PyAV) we can send, so a bad input
+fails here, before anything is uploaded or paid for.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import io
 import mimetypes
 from collections.abc import Iterable
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import IO, Literal
 
 import fsspec
 import httpx
@@ -113,11 +113,54 @@ def _unstrip(fs: fsspec.AbstractFileSystem, original: str, path: str) -> str:
     return str(fs.unstrip_protocol(path))
 
 
+class NotAVideo(ValueError):
+    """The bytes are not a video PyAV can decode."""
+
+
+def probe_video(handle: IO[bytes]) -> tuple[int, int]:
+    """Width and height of a video, after decoding its first frame (the rest is not read).
+
+    PyAV is imported here, not at module level, so importing the engine stays light.
+
+    Raises:
+        NotAVideo: if there is no video stream or its first frame does not decode.
+    """
+    import av  # lazy: only inputs and outputs that are videos need FFmpeg
+    import av.error
+
+    try:
+        with av.open(handle, mode="r") as container:
+            if not container.streams.video:
+                raise NotAVideo("it has no video stream")
+            stream = container.streams.video[0]
+            frame = next(iter(container.decode(stream)), None)
+            if frame is None:
+                raise NotAVideo("its video stream has no decodable frame")
+            width = stream.codec_context.width or frame.width
+            height = stream.codec_context.height or frame.height
+    except NotAVideo:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as error:
+        # FFmpeg errors read "[Errno …] Invalid data found when processing input: '<none>'".
+        reason = getattr(error, "strerror", None) or str(error)
+        raise NotAVideo(f"{type(error).__name__}: {reason}") from None
+    if not width or not height:
+        raise NotAVideo("its video stream has no frame size")
+    return width, height
+
+
 def identify(data: bytes, location: str, name: str) -> SourceFile:
-    """Check that ``data`` is an image (decodable by Pillow) or a video, and describe it."""
+    """Check that ``data`` is an image (decodable by Pillow) or a video (by PyAV); describe it."""
     digest = hashlib.sha256(data).hexdigest()
     suffix = PurePosixPath(name).suffix.lower()
     if suffix in VIDEO_SUFFIXES:
+        try:
+            width, height = probe_video(io.BytesIO(data))
+        except NotAVideo as error:
+            raise InvalidInput(
+                f"input {location!r} is not a video Scenario can upscale ({error}); "
+                f"give a decodable {', '.join(sorted(VIDEO_SUFFIXES))} file"
+            ) from None
         return SourceFile(
             location=location,
             name=name,
@@ -125,6 +168,8 @@ def identify(data: bytes, location: str, name: str) -> SourceFile:
             mime_type=_VIDEO_MIME[suffix],
             sha256=digest,
             size=len(data),
+            width=width,
+            height=height,
         )
     try:
         with Image.open(io.BytesIO(data)) as image:

@@ -2,8 +2,9 @@
 
 Each output is streamed from its signed URL (without our credentials: the CDN signature is the
 authorisation) to ``<name>.part``, checked, then renamed into place, so a crash or a broken
-transfer never leaves a half-written file under the final name. Works for local paths and any
-fsspec URL (``s3://``, ``gs://``, ``memory://``…).
+transfer never leaves a half-written file under the final name; an image must open with Pillow and
+a video decode with PyAV before the rename. Works for local paths and any fsspec URL (``s3://``,
+``gs://``, ``memory://``…).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from scenario_upscale.errors import DownloadFailed
 from scenario_upscale.models import Asset
+from scenario_upscale.sources import NotAVideo, probe_video
 
 log = logging.getLogger("scenario_upscale.storage")
 
@@ -84,13 +86,21 @@ def exists(location: str) -> bool:
 
 
 def image_size(location: str) -> tuple[int | None, int | None]:
-    """Width and height of an image, from its header alone; ``(None, None)`` if not an image."""
+    """Width and height of an image (from its header) or a video (from its first frame).
+
+    ``(None, None)`` if it is neither.
+    """
     fs, path = fsspec.core.url_to_fs(location)
     try:
         with fs.open(path, "rb") as handle, Image.open(handle) as image:
             width, height = image.size
             return width, height
     except (UnidentifiedImageError, OSError):
+        pass
+    try:
+        with fs.open(path, "rb") as handle:
+            return probe_video(handle)
+    except (NotAVideo, OSError):
         return None, None
 
 
@@ -213,6 +223,12 @@ async def _stream_to_part(
                 mime = Image.MIME.get(image.format or "", mime)
         except (UnidentifiedImageError, OSError) as error:
             raise DownloadFailed(f"output {asset.id} is not a readable image: {error}") from None
+    elif asset.kind == "video":
+        try:
+            with fs.open(part, "rb") as handle:
+                width, height = probe_video(handle)  # container + first frame only
+        except (NotAVideo, OSError) as error:
+            raise DownloadFailed(f"output {asset.id} is not a decodable video: {error}") from None
     return StoredOutput(
         location=dest,
         size=size,
