@@ -18,7 +18,7 @@ from scenario_upscale.api import ScenarioClient
 from scenario_upscale.batch import UpscaleSpec, run_batch
 from scenario_upscale.emulator import EmulatorServer
 from scenario_upscale.errors import ScenarioError
-from tests.support import FAST_POLL, write_images
+from tests.support import FAST_POLL, write_images, write_mp4
 
 
 @dataclass
@@ -82,7 +82,7 @@ def _inputs(folder: Path) -> None:
     Image.new("RGB", (1200, 1000)).save(folder / "big.png")
     (folder / "notes.png").write_text("not really a picture")
     (folder / "empty.png").write_bytes(b"")
-    (folder / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    write_mp4(folder / "clip.mp4")
     (folder / "nothing").mkdir()
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import av
 import httpx
 import pytest
-from PIL import Image
 
 from scenario_upscale import storage
 from scenario_upscale.api import ScenarioClient
@@ -21,25 +20,9 @@ from scenario_upscale.emulator import EmulatorServer
 from scenario_upscale.errors import DownloadFailed, InvalidInput
 from scenario_upscale.models import Asset
 from scenario_upscale.sources import identify
-from tests.support import FAST_POLL, write_images
+from tests.support import FAST_POLL, write_images, write_mp4
 
 SEEDVR = "model_seedvr-2-upscale-video"
-
-
-def write_mp4(
-    path: Path, width: int = 64, height: int = 48, frames: int = 12, fps: int = 12
-) -> Path:
-    """A tiny real H.264 MP4, a different colour on each frame."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format="mp4") as sink:
-        stream = sink.add_stream("libx264", rate=fps)
-        assert isinstance(stream, av.VideoStream)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(frames):
-            image = Image.new("RGB", (width, height), (index * 20 % 255, 90, 160))
-            sink.mux(stream.encode(av.VideoFrame.from_image(image)))
-        sink.mux(stream.encode(None))
-    return path
 
 
 def decoded(path: Path | str) -> tuple[set[tuple[int, int]], int, float]:
