@@ -20,7 +20,11 @@ from uuid import UUID
 import pytest
 from PIL import Image
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+)
 from prefect.client.schemas.objects import Artifact, State
 from prefect.events.filters import (
     EventFilter,
@@ -333,6 +337,39 @@ async def test_a_batch_with_many_outputs_still_announces_itself(
     assert event.payload["outputs"] == outputs  # all of them
     assert event.resource["scenario.outputs"] == "150"
     assert len([r for r in event.related if r.role == "output"]) == RELATED_OUTPUTS_LIMIT
+
+
+async def test_the_progress_artifact_moves_while_the_batch_runs(
+    credentials_block: str, scenario: EmulatorServer, tmp_path: Path
+) -> None:
+    scenario.configure(job_duration_s=1.0)
+    write_images(tmp_path / "in", 6, size=(40, 30))
+    target = str(tmp_path / "out")
+    run = asyncio.create_task(
+        run_batch_flow(
+            credentials_block,
+            inputs=str(tmp_path / "in"),
+            target=target,
+            max_concurrency=2,
+            shard_size=2,
+        )
+    )
+    seen: set[float] = set()
+    async with get_client() as client:
+        while not run.done():
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])),
+                limit=20,
+            )
+            seen.update(
+                float(a.data)
+                for a in artifacts  # type: ignore[arg-type]
+                if a.description and target in a.description
+            )
+            await asyncio.sleep(0.2)
+    state = await run
+    assert state.is_completed(), state.message
+    assert any(0 < value < 100 for value in seen), seen  # it moved between start and end
 
 
 # -- failures -------------------------------------------------------------------------------------
