@@ -25,7 +25,7 @@ from prefect.deployments import run_deployment
 from pydantic import BaseModel, Field
 
 from deployments.watermark import (
-    SourceFile,
+    ListedInput,
     Watermark,
     list_source,
     load_watermark,
@@ -78,7 +78,7 @@ class NewAssetsResult(BaseModel):
 
 
 @task(name="find-new-assets", cache_policy=NO_CACHE, persist_result=False)
-async def find_new_assets(source: str, mark_path: str) -> tuple[list[SourceFile], Watermark]:
+async def find_new_assets(source: str, mark_path: str) -> tuple[list[ListedInput], Watermark]:
     """The inputs of ``source`` modified since the watermark at ``mark_path``, and that mark."""
     mark = await asyncio.to_thread(load_watermark, mark_path, source)
     found = await asyncio.to_thread(list_source, source)
@@ -87,7 +87,7 @@ async def find_new_assets(source: str, mark_path: str) -> tuple[list[SourceFile]
 
 @task(name="advance-watermark", cache_policy=NO_CACHE, persist_result=False)
 async def advance_watermark(
-    mark_path: str, mark: Watermark, done: list[SourceFile], flow_run_id: str | None
+    mark_path: str, mark: Watermark, done: list[ListedInput], flow_run_id: str | None
 ) -> Watermark:
     """Move the watermark past ``done`` (all upscaled) and save it."""
     moved = mark.advanced(done, flow_run_id)

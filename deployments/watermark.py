@@ -1,4 +1,4 @@
-""" "New since the last successful run": list a source with modification times, keep a watermark.
+"""New since the last successful run: list a source with modification times, keep a watermark.
 
 The watermark is a small JSON file in the target's ``.scenario-upscale/watermarks/`` folder, next
 to the engine's journal, rather than a Prefect Variable:
@@ -36,7 +36,7 @@ from scenario_upscale.errors import InvalidInput
 WATERMARK_FOLDER = ".scenario-upscale/watermarks"
 
 
-class SourceFile(BaseModel):
+class ListedInput(BaseModel):
     """An input found in the source, with its modification time as the storage reports it."""
 
     location: str
@@ -60,22 +60,22 @@ class Watermark(BaseModel):
     flow_run_id: str | None = None
     updated_at: datetime | None = None
 
-    def is_new(self, found: SourceFile) -> bool:
+    def is_new(self, found: ListedInput) -> bool:
         """True if ``found`` was not covered by a successful run yet.
 
         Example:
             >>> mark = Watermark(source="in/", modified_at=datetime(2026, 1, 1, tzinfo=UTC),
             ...                  at_mark=["in/a.png"])
-            >>> mark.is_new(SourceFile(location="in/a.png", modified_at=mark.modified_at))
+            >>> mark.is_new(ListedInput(location="in/a.png", modified_at=mark.modified_at))
             False
-            >>> mark.is_new(SourceFile(location="in/b.png", modified_at=mark.modified_at))
+            >>> mark.is_new(ListedInput(location="in/b.png", modified_at=mark.modified_at))
             True
         """
         if self.modified_at is None or found.modified_at > self.modified_at:
             return True
         return found.modified_at == self.modified_at and found.location not in self.at_mark
 
-    def advanced(self, done: Sequence[SourceFile], flow_run_id: str | None) -> Watermark:
+    def advanced(self, done: Sequence[ListedInput], flow_run_id: str | None) -> Watermark:
         """The mark after ``done`` were all upscaled (unchanged if ``done`` is empty)."""
         if not done:
             return self
@@ -146,7 +146,7 @@ def _modified_at(fs: fsspec.AbstractFileSystem, path: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def list_source(source: str) -> list[SourceFile]:
+def list_source(source: str) -> list[ListedInput]:
     """Every image or video in ``source`` (folder, glob or fsspec URL) with its modification time.
 
     An existing folder with nothing in it yet, or a glob matching nothing, is an empty listing,
@@ -170,5 +170,5 @@ def list_source(source: str) -> list[SourceFile]:
     found = []
     for location in locations:
         file_fs, file_path = fsspec.core.url_to_fs(location)
-        found.append(SourceFile(location=location, modified_at=_modified_at(file_fs, file_path)))
+        found.append(ListedInput(location=location, modified_at=_modified_at(file_fs, file_path)))
     return found

@@ -20,7 +20,7 @@ from blocks.credentials import ScenarioCredentials
 from deployments.pipeline import upscale_new_assets
 from deployments.serve import parse_command_line
 from deployments.watermark import (
-    SourceFile,
+    ListedInput,
     Watermark,
     list_source,
     load_watermark,
@@ -48,18 +48,18 @@ def png(path: Path, shade: int, mtime: datetime | None = None) -> Path:
 
 def test_everything_is_new_before_the_first_run() -> None:
     mark = Watermark(source="in")
-    assert mark.is_new(SourceFile(location="in/a.png", modified_at=T0))
+    assert mark.is_new(ListedInput(location="in/a.png", modified_at=T0))
 
 
 def test_files_at_the_mark_are_new_unless_done() -> None:
     done = [
-        SourceFile(location="in/a.png", modified_at=T0 - timedelta(hours=1)),
-        SourceFile(location="in/b.png", modified_at=T0),
+        ListedInput(location="in/a.png", modified_at=T0 - timedelta(hours=1)),
+        ListedInput(location="in/b.png", modified_at=T0),
     ]
     mark = Watermark(source="in").advanced(done, "run-1")
     assert (mark.modified_at, mark.at_mark, mark.flow_run_id) == (T0, ["in/b.png"], "run-1")
     # Same second as b.png, landed after the listing (coarse storage clocks): still new.
-    late = SourceFile(location="in/c.png", modified_at=T0)
+    late = ListedInput(location="in/c.png", modified_at=T0)
     assert mark.is_new(late)
     assert not mark.is_new(done[0]) and not mark.is_new(done[1])
     again = mark.advanced([late], "run-2")
