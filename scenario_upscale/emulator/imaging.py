@@ -22,11 +22,9 @@ class InvalidMedia(ValueError):
     """The bytes are not a file of the declared kind."""
 
 
-class MediaInfo(BaseModel):
-    kind: Literal["image", "video"]
-    mime_type: str
-    extension: str
-    size: int
+class MediaProperties(BaseModel):
+    """What an asset's ``properties`` say about its pixels and, for videos, its timing."""
+
     width: int | None = None
     height: int | None = None
     # Videos only (contract 3.9 ``properties``): seconds, frames per second, bits per second.
@@ -35,6 +33,13 @@ class MediaInfo(BaseModel):
     nb_frames: int | None = None
     codec_name: str | None = None
     bitrate: int | None = None
+
+
+class MediaInfo(MediaProperties):
+    kind: Literal["image", "video"]
+    mime_type: str
+    extension: str
+    size: int
 
 
 def inspect_image(data: bytes) -> MediaInfo:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .imaging import MediaProperties
 from .timeutil import now_dt, to_iso
 
 JobStatus = Literal[
@@ -22,7 +23,7 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"success", "failure", "canceled"}
 UploadStatus = Literal["pending", "validating", "validated", "imported", "complete", "failed"]
 
 
-class AssetRecord(BaseModel):
+class AssetRecord(MediaProperties):
     id: str
     kind: Literal["image", "video"]
     mime_type: str
@@ -31,14 +32,6 @@ class AssetRecord(BaseModel):
     name: str
     size: int
     sha256: str
-    width: int | None = None
-    height: int | None = None
-    # Videos only (contract 3.9 properties).
-    duration: float | None = None
-    frame_rate: float | None = None
-    nb_frames: int | None = None
-    codec_name: str | None = None
-    bitrate: int | None = None
     model_id: str | None = None
     parent_id: str | None = None
     root_parent_id: str | None = None
