@@ -17,6 +17,7 @@ from scenario_upscale.emulator.sizing import plan_output
 from scenario_upscale.emulator.store import AssetRecord
 from scenario_upscale.emulator.validation import validate_body
 from scenario_upscale.emulator.video import OUTPUT_CODEC, probe_video, reencode_video
+from tests.unit.test_emulator_validation import IMAGE
 
 VIDEO_MODELS = [m for m in MODELS if m.kind == "video"]
 
@@ -186,21 +187,6 @@ def test_topaz_fps_sets_the_output_frame_rate() -> None:
 
 # --- validation ------------------------------------------------------------------------------
 
-_STAMP = "2026-01-01T00:00:00.000Z"
-IMAGE = AssetRecord(
-    id="asset_image",
-    kind="image",
-    mime_type="image/png",
-    source="uploaded",
-    meta_type="uploaded",
-    name="a.png",
-    size=10,
-    sha256="0" * 64,
-    width=4,
-    height=4,
-    created_at=_STAMP,
-    updated_at=_STAMP,
-)
 VIDEO = IMAGE.model_copy(
     update={"id": "asset_video", "kind": "video", "mime_type": "video/mp4", "duration": 12.0}
 )
