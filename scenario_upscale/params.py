@@ -176,3 +176,35 @@ def scale_label(model: ModelSpec, parameters: dict[str, Any]) -> str:
         text = f"{value:g}" if _is_number(value) else str(value)
         return text if text[-1:].isalpha() else f"x{text}"
     return "x"
+
+
+def _canonical(value: Any) -> Any:
+    # 4.0 and 4 are the same request: a JSON round trip or a float-typed echo must not split them.
+    if _is_number(value) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def effective_parameters(model: ModelSpec, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the model will run with: the caller's, plus every default it left out.
+
+    ``{}`` and ``{"upscaleFactor": 2}`` are the same job when 2 is the model's default, so this
+    is what a request is keyed on and what an echo of it is compared with. The file input and
+    ``None`` values are left out; integral numbers are ints.
+
+    Example:
+        >>> spec = ModelSpec(id="model_x", inputs=[
+        ...     ModelInput(name="image", type="file", required={"always": True}),
+        ...     ModelInput(name="upscaleFactor", type="number", default=2),
+        ...     ModelInput(name="seed", type="number")])
+        >>> effective_parameters(spec, {}) == effective_parameters(spec, {"upscaleFactor": 2.0})
+        True
+        >>> effective_parameters(spec, {"seed": 7})
+        {'upscaleFactor': 2, 'seed': 7}
+    """
+    carrier = file_input(model).name
+    merged = {i.name: i.default for i in model.inputs if i.name != carrier}
+    merged.update({k: v for k, v in parameters.items() if k != carrier})
+    return {k: _canonical(v) for k, v in merged.items() if v is not None}
