@@ -119,5 +119,148 @@ def upscale(
     raise typer.Exit(0 if state.is_completed() else 1)
 
 
+_VERDICT_STYLE = {"ok": "green", "note": "yellow", "FAIL": "bold red", "skipped": "dim"}
+
+
+def _doctor_settings(
+    block: str | None,
+    api_key: str | None,
+    api_secret: str | None,
+    base_url: str | None,
+    project_id: str | None,
+) -> dict[str, object]:
+    """Credentials for the doctor: a saved block, or key, secret, base URL and project."""
+    from pydantic import SecretStr
+
+    if block is not None:
+        import asyncio
+        from typing import cast
+
+        from blocks.credentials import ScenarioCredentials
+        from flows.prefect_runtime import prefect_api
+
+        with prefect_api(ui=False):
+            try:
+                saved = cast(ScenarioCredentials, asyncio.run(ScenarioCredentials.aload(block)))
+            except ValueError as error:
+                raise typer.BadParameter(
+                    f"no ScenarioCredentials block named {block!r} ({error})", param_hint="--block"
+                ) from None
+        # The block's SecretStr fields are handed on as they are: only the doctor reads them.
+        return {
+            "api_key": saved.api_key,
+            "api_secret": saved.api_secret,
+            "base_url": base_url or saved.base_url,
+            "project_id": project_id or saved.project_id,
+        }
+    if not api_key or not api_secret:
+        raise typer.BadParameter(
+            "give --block NAME, or --api-key and --api-secret "
+            "(or SCENARIO_API_KEY and SCENARIO_API_SECRET)",
+            param_hint="--block / --api-key / --api-secret",
+        )
+    settings: dict[str, object] = {
+        "api_key": SecretStr(api_key),
+        "api_secret": SecretStr(api_secret),
+        "project_id": project_id or None,
+    }
+    if base_url:
+        settings["base_url"] = base_url.rstrip("/")
+    return settings
+
+
+@app.command()
+def doctor(
+    block: Annotated[
+        str | None, typer.Option(help="Saved ScenarioCredentials block to check.")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="SCENARIO_API_KEY", show_default=False, help="Scenario API key."),
+    ] = None,
+    api_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SCENARIO_API_SECRET", show_default=False, help="The API key's secret."
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(envvar="SCENARIO_BASE_URL", help="API base URL (default: Scenario's)."),
+    ] = None,
+    project_id: Annotated[
+        str | None, typer.Option(envvar="SCENARIO_PROJECT_ID", help="Scenario project id.")
+    ] = None,
+    model: Annotated[str, typer.Option(help="Image upscale model to probe.")] = (
+        "model_upscale-v3"
+    ),
+    submit: Annotated[
+        bool, typer.Option(help="Also run ONE real job (spends creative units).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before the real job.")] = False,
+    max_creative_units: Annotated[
+        float, typer.Option(help="Refuse a real job priced above this (creative units).")
+    ] = 2.0,
+    json_path: Annotated[
+        Path, typer.Option("--json", help="Where the findings are written as JSON.")
+    ] = Path("scenario-doctor.json"),
+) -> None:
+    """Check your Scenario account before a first real batch: which answers the API gives.
+
+    Spends nothing unless --submit; with it, one job of at most --max-creative-units.
+    Exit code 0: the engine copes with everything seen; 1: it does not (or a check failed).
+    """
+    import asyncio
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from scenario_upscale.doctor import Check, DoctorSettings, run_doctor, write_findings
+
+    if max_creative_units <= 0:
+        raise typer.BadParameter(
+            f"must be above 0, got {max_creative_units:g}", param_hint="--max-creative-units"
+        )
+    settings = DoctorSettings.model_validate(
+        {
+            **_doctor_settings(block, api_key, api_secret, base_url, project_id),
+            "model_id": model,
+            "submit": submit,
+            "max_creative_units": max_creative_units,
+        }
+    )
+    console = Console(highlight=False, soft_wrap=True)
+
+    def report(check: Check) -> None:
+        style = _VERDICT_STYLE[check.verdict]
+        console.print(f"[{style}]{check.verdict:<7}[/] {check.step}: {escape(check.message)}")
+
+    def confirm(cost: float) -> bool:
+        return yes or typer.confirm(
+            f"Submit one real job of {model} for {cost:g} creative units?", default=False
+        )
+
+    findings = asyncio.run(run_doctor(settings, confirm=confirm, report=report))
+    write_findings(findings, json_path)
+    console.print()
+    if findings.behaviours:
+        console.print("Behaviours this API shows:")
+        for seen in findings.behaviours:
+            verdict = "[green]engine copes[/]" if seen.engine_copes else "[bold red]NOT handled[/]"
+            console.print(
+                f"  {seen.behaviour}: {escape(seen.evidence)} -> {verdict} ({escape(seen.how)})"
+            )
+    else:
+        console.print("Behaviours this API shows: none beyond what the engine assumes.")
+    hold = findings.assumptions_hold
+    console.print(
+        "[green]The engine's assumptions hold.[/]"
+        if hold
+        else "[bold red]The engine's assumptions do NOT all hold (see above).[/]"
+    )
+    console.print(f"Findings written to {escape(str(json_path))}")
+    raise typer.Exit(0 if hold else 1)
+
+
 if __name__ == "__main__":
     app()
