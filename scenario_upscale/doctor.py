@@ -266,7 +266,7 @@ class _Session:
             return await self._wire.request(method, path, params=query, json=json_body)
         except httpx.TransportError as error:
             raise _Stop(
-                f"{method} {path}: no answer from the API ({type(error).__name__})"
+                f"{method} /{path}: no answer from the API ({type(error).__name__})"
             ) from None
 
     def check(self, step: str, verdict: Verdict, message: str, **seen: Any) -> Check:
@@ -469,10 +469,13 @@ async def probe_dry_run(s: _Session) -> None:
     with_job = isinstance(payload, dict) and "job" in payload
     if response.status_code == 200 or with_job:
         copes, how = await _engine_prices(s)
-        if response.status_code == 200:
-            s.observe("dry-run-200", "the dry run answered HTTP 200", copes=copes, how=how)
+        # dry-run-200 is the cost-only answer with 200; a job key is the other reading, whatever
+        # the status (PROFILES.md).
         if with_job:
-            s.observe("dry-run-with-job", "the dry-run answer has a job key", copes=copes, how=how)
+            evidence = f"the dry run answered HTTP {response.status_code} with a job key"
+            s.observe("dry-run-with-job", evidence, copes=copes, how=how)
+        else:
+            s.observe("dry-run-200", "the dry run answered HTTP 200", copes=copes, how=how)
     shape = "with a job" if with_job else "cost only"
     verdict: Verdict = "ok" if response.status_code == DRY_RUN_STATUS and not with_job else "note"
     s.check(
@@ -486,6 +489,13 @@ async def probe_dry_run(s: _Session) -> None:
 
 
 # -- 5. submit (only with --submit) -----------------------------------------------------------
+
+
+# A submit without a usable answer may still have created (and charged) its job: never resend.
+_MAY_EXIST = (
+    "a job may have been created and charged: look at your jobs (GET /v1/jobs) before running "
+    "the doctor again"
+)
 
 
 def _retry_hint(response: httpx.Response) -> float | None:
@@ -508,7 +518,10 @@ async def probe_submit(s: _Session) -> None:
     wait = 1.0
     while True:
         s.submitted_at = datetime.now(UTC)
-        response = await s.call("POST", path, json_body=s.body)
+        try:
+            response = await s.call("POST", path, json_body=s.body)
+        except _Stop as lost:
+            raise s.fail(step, f"{lost}; {_MAY_EXIST}") from None
         if response.status_code != 429:
             break
         body = _json(response)
@@ -528,8 +541,7 @@ async def probe_submit(s: _Session) -> None:
     if response.status_code >= 500:
         raise s.fail(
             step,
-            f"the submit answered HTTP {response.status_code}: {_reason(response)}; a job may "
-            "exist anyway: look at your jobs (GET /v1/jobs) before running the doctor again",
+            f"the submit answered HTTP {response.status_code}: {_reason(response)}; {_MAY_EXIST}",
         )
     if response.status_code != 200 or not isinstance(payload, dict) or "job" not in payload:
         raise s.fail(step, f"the submit answered HTTP {response.status_code}: {_reason(response)}")
