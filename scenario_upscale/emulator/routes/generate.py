@@ -6,11 +6,11 @@ import math
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from ..catalog import MODELS_BY_ID, ModelSpec
-from ..deps import get_runtime, read_json, require_auth
+from ..deps import API_DEPENDENCIES, get_runtime, read_json
 from ..errors import ApiError, bad_request, not_found
 from ..ids import new_id
 from ..profiles import is_dry_run
@@ -22,7 +22,7 @@ from ..store import AssetRecord, JobRecord, JobStatus, StatusEntry
 from ..timeutil import now_dt, to_iso
 from ..validation import normalised_input, validate_body
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_auth)])
+router = APIRouter(prefix="/v1", dependencies=API_DEPENDENCIES)
 
 
 def _remaining_seconds(runtime: Runtime) -> int:

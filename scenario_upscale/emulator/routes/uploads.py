@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..deps import get_runtime, read_model, require_auth, root_url
+from ..deps import API_DEPENDENCIES, get_runtime, read_model, root_url
 from ..errors import bad_request, not_found
 from ..ids import new_id
 from ..profiles import is_dry_run
@@ -18,7 +18,7 @@ from ..runner import import_upload
 from ..store import UploadPart, UploadRecord
 from ..timeutil import now_iso, to_iso
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_auth)])
+router = APIRouter(prefix="/v1", dependencies=API_DEPENDENCIES)
 
 UploadKind = Literal["3d", "asset", "audio", "avatar", "image", "model", "text", "video"]
 
