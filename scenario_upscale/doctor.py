@@ -41,8 +41,13 @@ import httpx
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field
 
-from scenario_upscale.api import BASE64_UPLOAD_LIMIT, DEFAULT_BASE_URL, ScenarioClient
-from scenario_upscale.errors import ScenarioError
+from scenario_upscale.api import (
+    BASE64_UPLOAD_LIMIT,
+    DEFAULT_BASE_URL,
+    ScenarioClient,
+    read_dry_run,
+)
+from scenario_upscale.errors import ScenarioError, ScenarioRateLimited
 from scenario_upscale.models import ModelSpec, terminal_outcome
 from scenario_upscale.params import build_body, file_input
 from scenario_upscale.retry import RetryPolicy
@@ -69,6 +74,7 @@ LARGE_PROBE_BYTES = 5_000_000
 """Raw size of the large-body probe: ~6.7 MB of base64, above a common 6 MB gateway cap."""
 TINY_SIZE = (64, 48)
 DRY_RUN_STATUS = 269
+"""The dry-run status the engine was first written for (the emulator's default)."""
 _SCALE_INPUTS = ("upscaleFactor", "scaleFactor", "factor")
 _LIST_PAGE_SIZE = 5
 _MAX_PAGES = 50
@@ -432,25 +438,6 @@ async def probe_uploads(s: _Session) -> None:
 # -- 4. the dry run ---------------------------------------------------------------------------
 
 
-def read_dry_run_cost(status: int, body: object) -> float:
-    """The creative-unit cost of a dry-run answer: 269 or 200, with or without a ``job`` key."""
-    if status not in (DRY_RUN_STATUS, 200) or not isinstance(body, dict):
-        raise ValueError(f"a dry run answered HTTP {status}")
-    cost = body.get("creativeUnitsCost")
-    if not isinstance(cost, int | float) or isinstance(cost, bool):
-        raise ValueError(f"a dry run answered HTTP {status} without creativeUnitsCost")
-    return float(cost)
-
-
-async def _engine_prices(s: _Session) -> tuple[bool, str]:
-    """Whether the engine's own pricing accepts this account's dry-run answer."""
-    try:
-        await s.engine.price(s.settings.model_id, s.body)
-    except ScenarioError as error:
-        return False, f"the engine's dry run failed: {error}"
-    return True, "the engine's dry run reads the cost from this answer"
-
-
 async def probe_dry_run(s: _Session) -> None:
     step = "dry run"
     assert s.model is not None and s.input_asset is not None
@@ -463,19 +450,20 @@ async def probe_dry_run(s: _Session) -> None:
     )
     payload = _json(response)
     try:
-        s.cost = read_dry_run_cost(response.status_code, payload)
-    except ValueError as error:
-        raise s.fail(step, f"{error}: {_reason(response)}", status=response.status_code) from None
+        # The engine's own reader, on the live answer: if it reads the cost, the engine copes.
+        s.cost = read_dry_run(response.status_code, payload).creative_units
+    except ScenarioError as error:
+        message = f"{error}; the API said: {_reason(response)}"
+        raise s.fail(step, message, status=response.status_code) from None
     with_job = isinstance(payload, dict) and "job" in payload
-    if response.status_code == 200 or with_job:
-        copes, how = await _engine_prices(s)
-        # dry-run-200 is the cost-only answer with 200; a job key is the other reading, whatever
-        # the status (PROFILES.md).
-        if with_job:
-            evidence = f"the dry run answered HTTP {response.status_code} with a job key"
-            s.observe("dry-run-with-job", evidence, copes=copes, how=how)
-        else:
-            s.observe("dry-run-200", "the dry run answered HTTP 200", copes=copes, how=how)
+    how = "the engine's dry-run reader (api.read_dry_run) reads the cost from this answer"
+    # dry-run-200 is the cost-only answer with 200; a job key is the other reading, whatever the
+    # status (PROFILES.md).
+    if with_job:
+        evidence = f"the dry run answered HTTP {response.status_code} with a job key"
+        s.observe("dry-run-with-job", evidence, copes=True, how=how)
+    elif response.status_code == 200:
+        s.observe("dry-run-200", "the dry run answered HTTP 200", copes=True, how=how)
     shape = "with a job" if with_job else "cost only"
     verdict: Verdict = "ok" if response.status_code == DRY_RUN_STATUS and not with_job else "note"
     s.check(
@@ -526,8 +514,16 @@ async def probe_submit(s: _Session) -> None:
             break
         body = _json(response)
         details = body.get("details") if isinstance(body, dict) else None
-        hint = _retry_hint(response)
-        ceilings.append({"retry_hint_s": hint, "details": details})
+        # Read as the engine reads it, so the limit reported is the one the engine would learn.
+        refused = ScenarioRateLimited(
+            f"POST /{path}",
+            429,
+            _reason(response),
+            details=details if isinstance(details, dict) else None,
+            retry_after=_retry_hint(response),
+        )
+        hint = refused.retry_after
+        ceilings.append({"retry_hint_s": hint, "action_limit": refused.action_limit})
         if time.monotonic() > deadline:
             raise s.fail(
                 step,
@@ -558,17 +554,17 @@ def _note_ceiling(s: _Session, ceilings: list[dict[str, Any]]) -> None:
     silent = [c for c in ceilings if c["retry_hint_s"] is None]
     if not silent:
         return
-    limits = [c["details"].get("actionLimit") for c in silent if isinstance(c["details"], dict)]
-    named = next((limit for limit in limits if isinstance(limit, int)), None)
+    named = next((c["action_limit"] for c in silent if c["action_limit"] is not None), None)
+    room = (
+        f"to the limit the 429 names ({named})"
+        if named is not None
+        else "to the jobs it has in flight (backing off when none of its own is running)"
+    )
     s.observe(
         "ceiling-no-retry-hint",
         f"HTTP 429 without remainingSeconds or Retry-After (details.actionLimit: {named})",
-        copes=named is not None,
-        how=(
-            "the engine learns the ceiling from details.actionLimit and waits for a free slot"
-            if named is not None
-            else "the 429 does not name its limit (details.actionLimit)"
-        ),
+        copes=True,
+        how=f"the engine lowers its jobs in flight {room} and submits again when one ends",
     )
 
 
@@ -606,7 +602,7 @@ async def probe_polling(s: _Session) -> None:
     if terminal_outcome(seen[-1]) != "success":
         error = (s.job.get("metadata") or {}).get("error")
         raise s.fail(step, f"job {job_id} ended {seen[-1]}: {error}", statuses=seen)
-    s.check(step, "ok", " → ".join(seen), statuses=seen)
+    s.check(step, "note" if early else "ok", " → ".join(seen), statuses=seen)
 
 
 # -- 7. listing and echo ----------------------------------------------------------------------
@@ -665,21 +661,43 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _echo_differences(body: dict[str, Any], echo: dict[str, Any]) -> str:
+    """A short account of how an echo differs from the body sent."""
+    added = [k for k in echo if k not in body]
+    missing = [k for k in body if k not in echo]
+    retyped = [k for k in body if k in echo and json.dumps(echo[k]) != json.dumps(body[k])]
+    parts = []
+    if added:
+        parts.append(
+            f"{len(added)} inputs added ({', '.join(added[:3])}{', …' * (len(added) > 3)})"
+        )
+    if missing:
+        parts.append(f"left out: {', '.join(missing)}")
+    parts += [f"{k}: sent {json.dumps(body[k])}, echoed {json.dumps(echo[k])}" for k in retyped]
+    if not parts and list(echo) != list(body):
+        parts.append("keys reordered")
+    return "; ".join(parts) or "the echo is the body sent"
+
+
 async def probe_echo(s: _Session) -> None:
     """Whether ``metadata.input`` and ``jobType`` are what reconciliation expects."""
     step = "echo"
-    echo = (s.job.get("metadata") or {}).get("input")
+    raw = (s.job.get("metadata") or {}).get("input")
+    echo: dict[str, Any] = raw if isinstance(raw, dict) else {}
     job_type = s.job.get("jobType")
+    # json.dumps tells 2 from 2.0 and sees the key order: "verbatim" is byte for byte.
     verbatim = json.dumps(echo) == json.dumps(s.body)
     try:
-        match = await s.engine.find_job(s.body, created_after=s.submitted_at - timedelta(minutes=2))
+        match = await s.engine.find_job(
+            s.settings.model_id, s.body, created_after=s.submitted_at - timedelta(minutes=2)
+        )
     except ScenarioError as error:
         raise s.fail(step, f"the engine's reconciliation search failed: {error}") from None
     copes = match is not None and match.job_id == s.findings.job_id
     if not verbatim or job_type != "custom":
         s.observe(
             "normalised-echo",
-            f"sent {json.dumps(s.body)}, echoed {json.dumps(echo)}, jobType {job_type!r}",
+            f"{_echo_differences(s.body, echo)}; jobType {job_type!r}",
             copes=copes,
             how="the engine's reconciliation search "
             + (
@@ -780,9 +798,11 @@ async def probe_download(s: _Session) -> None:
             **seen,
         )
     verdict: Verdict = "ok" if plain["bytes"] == plain["announced"] else "note"
-    s.check(
-        step, verdict, f"{plain['bytes']} / {original['bytes']} bytes, {plain['pixels']} px", **seen
+    sizes = (
+        f"default URL {plain['bytes']} bytes, original {original['bytes']} bytes "
+        f"(properties.size {plain['announced']}), both {plain['pixels']} px"
     )
+    s.check(step, verdict, sizes, **seen)
 
 
 # -- the whole visit --------------------------------------------------------------------------
