@@ -28,6 +28,7 @@ import asyncio
 import base64
 import io
 import json
+import math
 import os
 import tempfile
 import time
@@ -68,7 +69,8 @@ Behaviour = Literal[
 Verdict = Literal["ok", "note", "FAIL", "skipped"]
 
 DEFAULT_MODEL = "model_upscale-v3"
-"""Scenario's own upscaler: the cheapest image upscale we know of (contract §6.3)."""
+"""Scenario's own upscaler, the engine's default model. Prices follow output pixels (contract
+§6.3): on the doctor's 64x48 image an upscaler costs about its per-job minimum."""
 WRONG_PROJECT = "proj_scenario-doctor-not-yours"
 LARGE_PROBE_BYTES = 5_000_000
 """Raw size of the large-body probe: ~6.7 MB of base64, above a common 6 MB gateway cap."""
@@ -333,7 +335,11 @@ async def probe_auth(s: _Session) -> None:
             "strict-project",
             f"a project not ours answered HTTP {other.status_code}: {_reason(other)}",
             copes=True,
-            how="the engine sends the configured projectId on every call, and yours was accepted",
+            how=(
+                "the engine sends the configured projectId on every call, and yours was accepted"
+                if s.settings.project_id
+                else "the engine sends no projectId when none is configured, which was accepted"
+            ),
         )
         s.check(
             step,
@@ -409,7 +415,8 @@ async def probe_uploads(s: _Session) -> None:
     if tiny.status_code != 200 or not isinstance(body, dict) or "asset" not in body:
         raise s.fail(step, f"POST /assets answered HTTP {tiny.status_code}: {_reason(tiny)}")
     s.input_asset = str(body["asset"]["id"])
-    large_data = _png((1291, 1291), noise=True)
+    side = math.isqrt(LARGE_PROBE_BYTES // 3) + 1
+    large_data = _png((side, side), noise=True)
     large = await _upload(s, "scenario-doctor-large.png", large_data)
     sent = len(large.request.content)
     if large.status_code == 413:
@@ -587,7 +594,10 @@ async def probe_polling(s: _Session) -> None:
         response = await s.call("GET", f"jobs/{job_id}")
         if response.status_code != 200:
             continue  # a 404 right after submit, or a transient error: the deadline bounds it
-        s.job = _json(response)["job"]
+        body = _json(response)
+        if not isinstance(body, dict) or not isinstance(body.get("job"), dict):
+            continue
+        s.job = body["job"]
         status = str(s.job.get("status"))
         if status != seen[-1]:
             seen.append(status)

@@ -21,10 +21,13 @@ from PIL import Image
 from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
+from blocks.credentials import ScenarioCredentials
 from scenario_upscale.cli import app
 from scenario_upscale.doctor import Check, DoctorSettings, run_doctor
 from scenario_upscale.emulator import EmulatorServer
 from scenario_upscale.emulator.profiles import PROFILE_NAMES
+from tests.integration.test_cli import run_cli
+from tests.prefect_server import PrefectTestServer
 
 PROJECT = "proj_emulator"  # the emulator's project (EmulatorConfig.project_id)
 
@@ -213,6 +216,31 @@ def test_a_declined_confirmation_submits_nothing(
     assert "not confirmed: nothing submitted, nothing spent" in result.output
     assert result.exit_code == 0
     assert fresh_emulator.stats().jobs_created == 0
+
+
+# -- credentials from a saved block -----------------------------------------------------------
+
+
+async def test_a_saved_block_is_checked(
+    prefect_client_settings: PrefectTestServer, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    await ScenarioCredentials(
+        api_key=fresh_emulator.api_key,
+        api_secret=fresh_emulator.api_secret,
+        base_url=fresh_emulator.base_url,
+        project_id=PROJECT,
+    ).asave("doctor-check", overwrite=True)
+    env = {k: v for k, v in prefect_client_settings.env.items() if k not in _NO_SCENARIO_ENV}
+    done = run_cli("doctor", "--block", "doctor-check", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing submitted, nothing spent" in done.stdout
+    findings = json.loads((tmp_path / "scenario-doctor.json").read_text())
+    assert findings["project_id"] == PROJECT and findings["base_url"] == fresh_emulator.base_url
+    for secret in (fresh_emulator.api_secret, fresh_emulator.api_key):
+        assert secret not in done.stdout + done.stderr
+    missing = run_cli("doctor", "--block", "no-such-block", env=env, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "no ScenarioCredentials block named 'no-such-block'" in flat(missing.stderr)
 
 
 # -- failures and their messages ---------------------------------------------------------------
