@@ -78,7 +78,8 @@ TINY_SIZE = (64, 48)
 DRY_RUN_STATUS = 269
 """The dry-run status the engine was first written for (the emulator's default)."""
 _SCALE_INPUTS = ("upscaleFactor", "scaleFactor", "factor")
-_LIST_PAGE_SIZE = 5
+_LIST_PAGE_SIZE = 2
+"""Small pages, so that even a few recent jobs show how the API pages them."""
 _MAX_PAGES = 50
 
 
@@ -288,10 +289,21 @@ class _Session:
         return _Stop(message)
 
     def observe(self, behaviour: Behaviour, evidence: str, *, copes: bool, how: str) -> None:
-        if behaviour not in self.findings.behaviour_names():
-            self.findings.behaviours.append(
+        """Record a behaviour; a second sign of one already seen adds to its evidence."""
+        seen = self.findings.behaviours
+        index = next((i for i, b in enumerate(seen) if b.behaviour == behaviour), None)
+        if index is None:
+            seen.append(
                 Observation(behaviour=behaviour, evidence=evidence, engine_copes=copes, how=how)
             )
+            return
+        earlier = seen[index]
+        seen[index] = Observation(
+            behaviour=behaviour,
+            evidence=f"{earlier.evidence}; {evidence}",
+            engine_copes=earlier.engine_copes and copes,
+            how=earlier.how if earlier.how == how else f"{earlier.how}; {how}",
+        )
 
 
 # -- 1. auth and project ----------------------------------------------------------------------

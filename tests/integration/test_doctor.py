@@ -137,6 +137,22 @@ def test_under_the_default_profile_every_assumption_holds(
         assert secret not in written
 
 
+def test_sparse_listing_pages_are_noted_with_the_early_statuses(
+    fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    fresh_emulator.configure(profile="sparse-pages")
+    occupy_slots(fresh_emulator, 3)  # more jobs than a page holds
+    result, findings = doctor(fresh_emulator, tmp_path, "--submit", "--yes")
+    assert result.exit_code == 0, result.output
+    [seen] = findings["behaviours"]
+    assert seen["behaviour"] == "sparse-pages" and seen["engine_copes"]
+    assert seen["evidence"].startswith("the job went through pending")
+    assert " pages short or empty with a next token" in seen["evidence"]
+    listing = next(c for c in findings["checks"] if c["step"] == "listing")
+    assert listing["verdict"] == "note"
+    assert {"jobs": 0, "next_token": True} in listing["seen"]["pages"]
+
+
 def test_a_full_ceiling_without_retry_hint_is_waited_out(
     fresh_emulator: EmulatorServer, tmp_path: Path
 ) -> None:
