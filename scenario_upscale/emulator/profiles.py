@@ -46,7 +46,7 @@ ProfileName = Literal[
     "sparse-pages",
     "strict-project",
 ]
-PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+PROFILE_NAMES: tuple[ProfileName, ...] = get_args(ProfileName)
 
 # The dry-run answer of the documented legacy routes (contract §2).
 DRY_RUN_269 = 269
@@ -83,7 +83,7 @@ class Behaviour(BaseModel):
     require_project_id: bool = False
 
 
-PROFILES: dict[str, Behaviour] = {
+PROFILES: dict[ProfileName, Behaviour] = {
     "default": Behaviour(),
     "transformed-urls": Behaviour(transformed_urls=True),
     "ceiling-no-retry-hint": Behaviour(ceiling_cap=PLAN_CEILING, retry_hint=False),
