@@ -21,9 +21,11 @@ Readings of the spec where it left a choice open (the most plausible real-API be
   the schema); every integer (also inside arrays) becomes a float; the job runs with that input.
 - ``gateway-limits``: the cap fronts ``/v1`` only (the fake S3 part PUTs are not behind the API
   gateway); ``Content-Length`` is trusted when present, otherwise the body is counted.
-- ``sparse-pages``: the first page holds jobs, the next one is empty, and so on; an empty page is
-  never the last. Jobs go ``pending`` -> ``warming-up`` -> ``queued`` -> ``in-progress``, the two
-  new phases taken from the queued share of the job duration, so a job lasts as long as before.
+- ``sparse-pages``: the first page holds jobs, the next one is empty with a token, and so on; the
+  last page (no token) holds the last jobs. The official SDK's auto-pager stops at the first
+  empty page, so a client has to follow the token itself. Jobs go ``pending`` ->
+  ``warming-up`` -> ``queued`` -> ``in-progress``, the two new phases taken from the queued share
+  of the job duration, so a job lasts as long as before.
 - ``strict-project``: the check runs after authentication (a bad key is still a 401); an empty
   ``projectId=`` counts as missing. These bodies, like the gateway 413, are exactly
   ``{"error": ...}`` (API Gateway and authorizer answers carry no ``traceId``).
