@@ -11,7 +11,7 @@ from PIL import Image
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from scenario_upscale import cli
+from commands import cli
 from scenario_upscale.emulator import EmulatorConfig
 from scenario_upscale.emulator import server as emulator_server
 from scenario_upscale.emulator.catalog import MODELS_BY_ID
