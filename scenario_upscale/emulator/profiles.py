@@ -1,6 +1,6 @@
 """Named profiles: plausible answers of the real API where the contract says INFERRED.
 
-A profile only switches behaviours (the table in ``coord/PROFILES.md``); every fault knob still
+A profile only switches behaviours (the table in README.md, "The emulator"); every fault knob still
 works under every profile. The routes, the middleware and the CDN read :func:`behaviour_of`
 instead of testing profile names, so what each profile changes is stated once, here.
 
