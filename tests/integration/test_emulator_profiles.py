@@ -1,4 +1,4 @@
-"""Each emulator profile against the real server: the behaviours in README.md, "The emulator", one by one.
+"""Each emulator profile against the real server: the README's profile table, row by row.
 
 Raw httpx where the exact status, header or JSON text is the point; the official SDK in strict
 mode where the point is that a client still parses the answer.
