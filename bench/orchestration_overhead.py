@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # Neither imports Prefect: PREFECT_HOME can still be chosen before Prefect reads its settings.
-from flows.prefect_runtime import LocalPrefectServer, find_free_port  # noqa: E402
+from commands.prefect_runtime import LocalPrefectServer, find_free_port  # noqa: E402
 
 MODEL = "model_upscale-v3"
 FACTOR = 2
@@ -527,7 +527,7 @@ def report(results: dict[str, list[Sample]], args: argparse.Namespace) -> None:
 async def measure(tmp: Path, args: argparse.Namespace, server: LocalPrefectServer) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.prefect_runtime import drain_prefect_workers
+    from commands.prefect_runtime import drain_prefect_workers
 
     bench = Bench(tmp, args, server)
     for folder, count in bench.sizes.items():
@@ -605,7 +605,7 @@ def main() -> None:
                 f"{imported:.1f} s",
                 flush=True,
             )
-            from flows.prefect_runtime import quiet_prefect_console
+            from commands.prefect_runtime import quiet_prefect_console
 
             errors = ErrorRecords()
             logging.getLogger("prefect").addHandler(errors)

@@ -7,7 +7,7 @@ the database is created and migrated) and again on the same home ("next run"):
   ephemeral          Prefect's default without PREFECT_API_URL: a temporary server per process.
   ephemeral-tuned    the same with analytics off, server logging CRITICAL, console WARNING,
                      start-up timeout 90 s (settings only, no code).
-  own-server         flows.prefect_runtime.prefect_api() entered after `import prefect`
+  own-server         commands.prefect_runtime.prefect_api() entered after `import prefect`
                      (starts `prefect server start` itself, output to a log file).
   own-server-early   prefect_api() entered before Prefect is imported, as the CLI does: the
                      server boots while Prefect is imported.
@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flows.prefect_runtime import LocalPrefectServer, find_free_port  # noqa: E402
+from commands.prefect_runtime import LocalPrefectServer, find_free_port  # noqa: E402
 
 N_TASKS = 12
 NOISE = ("Traceback", "Error flushing", "CancelledError", "ERROR")
@@ -72,7 +72,7 @@ CHILD = textwrap.dedent(
     else:
         if mode == "runtime-eager":
             import prefect.main  # noqa: F401  (what a CLI importing its flows at the top does)
-        from flows.prefect_runtime import prefect_api
+        from commands.prefect_runtime import prefect_api
 
         with prefect_api() as api:
             demo = define()

@@ -31,7 +31,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval, Schedule
 
-from deployments.pipeline import asset_pipeline, publish_upscaled, upscale_new_assets
+from flows.pipeline import asset_pipeline, publish_upscaled, upscale_new_assets
 from flows.reporting import BATCH_COMPLETED
 from flows.upscale import DEFAULT_CREDENTIALS_BLOCK, upscale_batch, upscale_image
 from scenario_upscale.batch import UpscaleSpec

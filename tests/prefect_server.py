@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.prefect_runtime import LocalPrefectServer, drain_prefect_workers
+from commands.prefect_runtime import LocalPrefectServer, drain_prefect_workers
 
 #: Seconds to wait for ``/api/health``: ~9 s on a fresh database on 2 idle cores.
 STARTUP_TIMEOUT_S = 90.0

@@ -1,6 +1,6 @@
 """Named profiles: plausible answers of the real API where the contract says INFERRED.
 
-A profile only switches behaviours (the table in ``coord/PROFILES.md``); every fault knob still
+A profile only switches behaviours (the table in README.md, "The emulator"); every fault knob still
 works under every profile. The routes, the middleware and the CDN read :func:`behaviour_of`
 instead of testing profile names, so what each profile changes is stated once, here.
 
@@ -21,9 +21,11 @@ Readings of the spec where it left a choice open (the most plausible real-API be
   the schema); every integer (also inside arrays) becomes a float; the job runs with that input.
 - ``gateway-limits``: the cap fronts ``/v1`` only (the fake S3 part PUTs are not behind the API
   gateway); ``Content-Length`` is trusted when present, otherwise the body is counted.
-- ``sparse-pages``: the first page holds jobs, the next one is empty, and so on; an empty page is
-  never the last. Jobs go ``pending`` -> ``warming-up`` -> ``queued`` -> ``in-progress``, the two
-  new phases taken from the queued share of the job duration, so a job lasts as long as before.
+- ``sparse-pages``: the first page holds jobs, the next one is empty with a token, and so on; the
+  last page (no token) holds the last jobs. The official SDK's auto-pager stops at the first
+  empty page, so a client has to follow the token itself. Jobs go ``pending`` ->
+  ``warming-up`` -> ``queued`` -> ``in-progress``, the two new phases taken from the queued share
+  of the job duration, so a job lasts as long as before.
 - ``strict-project``: the check runs after authentication (a bad key is still a 401); an empty
   ``projectId=`` counts as missing. These bodies, like the gateway 413, are exactly
   ``{"error": ...}`` (API Gateway and authorizer answers carry no ``traceId``).
@@ -46,7 +48,7 @@ ProfileName = Literal[
     "sparse-pages",
     "strict-project",
 ]
-PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+PROFILE_NAMES: tuple[ProfileName, ...] = get_args(ProfileName)
 
 # The dry-run answer of the documented legacy routes (contract §2).
 DRY_RUN_269 = 269
@@ -83,7 +85,7 @@ class Behaviour(BaseModel):
     require_project_id: bool = False
 
 
-PROFILES: dict[str, Behaviour] = {
+PROFILES: dict[ProfileName, Behaviour] = {
     "default": Behaviour(),
     "transformed-urls": Behaviour(transformed_urls=True),
     "ceiling-no-retry-hint": Behaviour(ceiling_cap=PLAN_CEILING, retry_hint=False),

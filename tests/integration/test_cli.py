@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 
 from blocks.credentials import ScenarioCredentials
-from flows.prefect_runtime import find_free_port
+from commands.prefect_runtime import find_free_port
 from scenario_upscale.emulator import EmulatorServer
 from tests.prefect_server import PrefectTestServer
 from tests.support import write_images
 
-CLI = [sys.executable, "-m", "scenario_upscale.cli"]
+CLI = [sys.executable, "-m", "commands.cli"]
 
 
 def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -39,10 +39,10 @@ from deployments.definitions import (
     UPSCALE_ON_ASSET_UPLOADED,
     UPSCALE_ON_DEMAND,
 )
-from deployments.pipeline import asset_pipeline, outputs_of, thumbnail_name
-from deployments.watermark import load_watermark, watermark_path
+from flows.pipeline import asset_pipeline, outputs_of, thumbnail_name
 from scenario_upscale.batch import UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
+from scenario_upscale.watermark import load_watermark, watermark_path
 from tests.prefect_server import PrefectTestServer
 from tests.support import write_images
 

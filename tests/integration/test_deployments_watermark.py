@@ -17,9 +17,12 @@ import pytest
 from PIL import Image
 
 from blocks.credentials import ScenarioCredentials
-from deployments.pipeline import upscale_new_assets
 from deployments.serve import parse_command_line
-from deployments.watermark import (
+from flows.pipeline import upscale_new_assets
+from scenario_upscale.batch import UpscaleSpec
+from scenario_upscale.emulator import EmulatorServer
+from scenario_upscale.errors import InvalidInput
+from scenario_upscale.watermark import (
     ListedInput,
     Watermark,
     list_source,
@@ -27,9 +30,6 @@ from deployments.watermark import (
     save_watermark,
     watermark_path,
 )
-from scenario_upscale.batch import UpscaleSpec
-from scenario_upscale.emulator import EmulatorServer
-from scenario_upscale.errors import InvalidInput
 from tests.prefect_server import PrefectTestServer
 
 T0 = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)

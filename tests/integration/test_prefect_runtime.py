@@ -1,4 +1,4 @@
-"""The session Prefect server fixture and ``flows.prefect_runtime.prefect_api``, for real.
+"""The session Prefect server fixture and ``commands.prefect_runtime.prefect_api``, for real.
 
 ~25 s: the session server's start (~9 s, fresh database) and one subprocess that starts its own
 local server (~10 s, fresh database).
@@ -22,7 +22,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from flows.prefect_runtime import (
+from commands.prefect_runtime import (
     LocalPrefectServer,
     PrefectAPI,
     PrefectServerStartupError,
@@ -149,7 +149,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, json, sys
     sys.path.insert(0, sys.argv[1])
-    from flows.prefect_runtime import prefect_api
+    from commands.prefect_runtime import prefect_api
 
     with prefect_api() as api:
         from prefect import flow, get_run_logger, task

@@ -11,7 +11,7 @@ from PIL import Image
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from scenario_upscale import cli
+from commands import cli
 from scenario_upscale.emulator import EmulatorConfig
 from scenario_upscale.emulator import server as emulator_server
 from scenario_upscale.emulator.catalog import MODELS_BY_ID
@@ -101,7 +101,7 @@ def test_the_profile_is_a_validated_config_field() -> None:
     assert config.public_dump()["profile"] == "sparse-pages"
     assert config.patched({"profile": "strict-project"}).behaviour.require_project_id
     with pytest.raises(ValidationError, match="profile"):
-        EmulatorConfig(profile="sparse")  # type: ignore[arg-type]
+        EmulatorConfig(profile="sparse")
 
 
 def test_the_emulator_command_takes_a_profile_by_option_or_env(
@@ -179,7 +179,7 @@ def test_an_mp4_rendition_has_the_same_frames_and_other_bytes(tmp_path: Any) -> 
     original = write_mp4(tmp_path / "clip.mp4", 64, 48, frames=6, fps=6).read_bytes()
     rendition = transformed_media(original, "video", "video/mp4", 64, 48)
     assert rendition != original
-    with av.open(io.BytesIO(rendition)) as container:
+    with av.open(io.BytesIO(rendition), mode="r") as container:
         frames = list(container.decode(video=0))
     assert len(frames) == 6 and {(f.width, f.height) for f in frames} == {(64, 48)}
 

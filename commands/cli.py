@@ -36,7 +36,7 @@ def demo(
     ] = 2.0,
 ) -> None:
     """Run a real upscale batch (two models) against the embedded Scenario emulator."""
-    from flows.demo import run_demo
+    from commands.demo import run_demo
 
     raise typer.Exit(run_demo(images, inputs, output, job_seconds))
 
@@ -107,12 +107,12 @@ def upscale(
     ] = None,
 ) -> None:
     """Run the upscale-batch flow on INPUTS with one model."""
-    from flows.prefect_runtime import prefect_api
+    from commands.prefect_runtime import prefect_api
 
     with prefect_api() as api:
         import asyncio
 
-        from flows.demo import as_coroutine
+        from commands.demo import as_coroutine
         from flows.upscale import upscale_batch
         from scenario_upscale.batch import UpscaleSpec
 

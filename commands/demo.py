@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows.prefect_runtime import PrefectAPI, prefect_api
+from commands.prefect_runtime import PrefectAPI, prefect_api
 
 if TYPE_CHECKING:  # Prefect is imported only once its server is starting (see run_demo).
     from scenario_upscale.batch import BatchReport

@@ -1,7 +1,7 @@
 """Flows around ``upscale-batch`` for deployments: recurring, downstream, and chained.
 
 * ``upscale-new-assets``: upscale what is new in a source since the last successful run (the
-  recurring deployment; see ``deployments.watermark``).
+  recurring deployment; see ``scenario_upscale.watermark``).
 * ``publish-upscaled``: thumbnails of upscaled outputs into a publish folder (the downstream step,
   triggered by ``scenario.upscale.batch.completed`` with the outputs the event names).
 * ``asset-pipeline``: ingest -> upscale -> publish, the upscale step as a subflow or as a run of a
@@ -24,7 +24,10 @@ from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, Field
 
-from deployments.watermark import (
+from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, DEFAULT_CREDENTIALS_BLOCK, upscale_batch
+from scenario_upscale import sources
+from scenario_upscale.batch import BatchReport, UpscaleSpec
+from scenario_upscale.watermark import (
     ListedInput,
     Watermark,
     list_source,
@@ -32,9 +35,6 @@ from deployments.watermark import (
     save_watermark,
     watermark_path,
 )
-from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, DEFAULT_CREDENTIALS_BLOCK, upscale_batch
-from scenario_upscale import sources
-from scenario_upscale.batch import BatchReport, UpscaleSpec
 
 
 def outputs_of(report: BatchReport) -> list[str]:

@@ -34,7 +34,7 @@ after Prefect's settings are read (6.9 s).
 
 Usage::
 
-    from flows.prefect_runtime import prefect_api
+    from commands.prefect_runtime import prefect_api
 
     with prefect_api() as api:
         state = asyncio.run(demo_flow(return_state=True))  # or any flow call
