@@ -1,4 +1,4 @@
-"""``scenario-upscale``: the demo, the emulator, and upscaling from the command line.
+"""``scenario-upscale``: the demo, the emulator, upscaling, and the doctor for a live account.
 
 The commands that run flows import the Prefect layer only when called, so the engine itself
 (and ``scenario-upscale emulator``) never loads Prefect.
@@ -151,7 +151,7 @@ def _doctor_settings(
         from typing import cast
 
         from blocks.credentials import ScenarioCredentials
-        from flows.prefect_runtime import prefect_api
+        from commands.prefect_runtime import prefect_api
 
         with prefect_api(ui=False):
             try:

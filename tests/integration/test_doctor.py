@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from blocks.credentials import ScenarioCredentials
-from scenario_upscale.cli import app
+from commands.cli import app
 from scenario_upscale.doctor import Check, DoctorSettings, run_doctor
 from scenario_upscale.emulator import EmulatorServer
 from scenario_upscale.emulator.profiles import PROFILE_NAMES
@@ -159,7 +159,7 @@ def test_a_full_ceiling_without_retry_hint_is_waited_out(
     """The doctor waits at its prompt while the test fills the ceiling of 3, then submits."""
     fresh_emulator.configure(profile="ceiling-no-retry-hint")
     report = tmp_path / "doctor.json"
-    command = [sys.executable, "-m", "scenario_upscale.cli", "doctor", "--submit"]
+    command = [sys.executable, "-m", "commands.cli", "doctor", "--submit"]
     command += [*credentials(fresh_emulator), "--project-id", PROJECT, "--json", str(report)]
     env = {k: v for k, v in os.environ.items() if k not in _NO_SCENARIO_ENV}
     process = subprocess.Popen(
