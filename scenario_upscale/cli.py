@@ -12,6 +12,9 @@ from typing import Annotated
 
 import typer
 
+# Loaded for the type of --profile (typer reads the Literal's names as the choices).
+from scenario_upscale.emulator.profiles import ProfileName
+
 app = typer.Typer(
     help="Upscale images with Scenario through Prefect flows, or try it all on a local emulator.",
     no_args_is_help=True,
@@ -47,6 +50,13 @@ def emulator(
     ] = "emulator-secret",
     job_seconds: Annotated[float, typer.Option(min=0, help="Duration of each job.")] = 2.0,
     concurrency_limit: Annotated[int, typer.Option(min=1, help="Team ceiling (429).")] = 8,
+    profile: Annotated[
+        ProfileName,
+        typer.Option(
+            envvar="SCENARIO_EMULATOR_PROFILE",
+            help="Which plausible reading of the real API to play (see emulator/profiles.py).",
+        ),
+    ] = "default",
 ) -> None:
     """Serve the Scenario emulator in the foreground (Ctrl+C stops it)."""
     from pydantic import SecretStr
@@ -59,8 +69,12 @@ def emulator(
         api_secret=SecretStr(api_secret),
         job_duration_s=job_seconds,
         concurrency_limit=concurrency_limit,
+        profile=profile,
     )
-    typer.echo(f"Scenario emulator listening on http://127.0.0.1:{port}/v1 (key {api_key})")
+    typer.echo(
+        f"Scenario emulator listening on http://127.0.0.1:{port}/v1"
+        f" (key {api_key}, profile {profile})"
+    )
     serve("127.0.0.1", port, config)
 
 

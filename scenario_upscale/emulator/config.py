@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from .profiles import Behaviour, ProfileName, behaviour_of
+
 
 class EmulatorConfig(BaseModel):
     """Everything a test or a demo may want to tune. Defaults suit fast tests."""
@@ -22,6 +24,9 @@ class EmulatorConfig(BaseModel):
     api_secret: SecretStr = SecretStr("emulator-secret")
     project_id: str = "proj_emulator"
     author_id: str = "user_emulator0000000000000000"
+
+    # Which plausible reading of the real API to play (see ``profiles.py``).
+    profile: ProfileName = "default"
 
     # --- pacing ---------------------------------------------------------------------------
     job_duration_s: float = Field(default=1.0, ge=0)
@@ -55,6 +60,10 @@ class EmulatorConfig(BaseModel):
     truncate_next_n_downloads: int = Field(default=0, ge=0)
     # Route templates (e.g. "/v1/jobs/{jobId}") the request faults apply to; empty = all /v1.
     fault_routes: list[str] = Field(default_factory=list)
+
+    @property
+    def behaviour(self) -> Behaviour:
+        return behaviour_of(self.profile)
 
     def secret_value(self) -> str:
         return self.api_secret.get_secret_value()

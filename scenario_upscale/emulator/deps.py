@@ -8,7 +8,7 @@ import json
 import secrets
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from .errors import ApiError, bad_request
@@ -45,6 +45,27 @@ async def require_auth(request: Request) -> None:
     secret_ok = secrets.compare_digest(secret.encode(), config.secret_value().encode())
     if not (sep and key_ok and secret_ok):
         raise ApiError(401, "Unauthorized", key="message")
+
+
+async def require_project(request: Request) -> None:
+    """Profile ``strict-project``: ``?projectId=`` must name the emulator's project."""
+    config = get_runtime(request).config
+    if not config.behaviour.require_project_id:
+        return
+    project_id = request.query_params.get("projectId")
+    if not project_id:
+        raise ApiError(400, "projectId is required", key="error", bare=True)
+    if project_id != config.project_id:
+        raise ApiError(
+            403,
+            f"Project {project_id} not found or not accessible by this API key",
+            key="error",
+            bare=True,
+        )
+
+
+# What every /v1 router runs before its routes: the credentials, then the project.
+API_DEPENDENCIES = [Depends(require_auth), Depends(require_project)]
 
 
 async def read_json(request: Request) -> Any:

@@ -1,7 +1,8 @@
 """Error responses in the shapes seen from the real API.
 
 400/404/429 carry ``{"reason": ...}`` (third-party captures), 401/403/5xx from the gateway carry
-``{"message": ...}``. Every error body has a ``traceId`` so clients can test that they surface it.
+``{"message": ...}``. Every error body has a ``traceId`` so clients can test that they surface it,
+except the ``bare`` ones some profiles specify as exactly ``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ class ApiError(Exception):
         *,
         key: str = "reason",
         extra: dict[str, Any] | None = None,
+        bare: bool = False,
     ) -> None:
         super().__init__(text)
         self.status_code = status_code
         self.text = text
         self.key = key
         self.extra = extra or {}
+        self.bare = bare
 
 
 def bad_request(text: str) -> ApiError:
@@ -50,16 +53,27 @@ def error_body(key: str, text: str, extra: dict[str, Any] | None = None) -> dict
 
 
 def error_response(
-    status_code: int, text: str, *, key: str = "reason", extra: dict[str, Any] | None = None
+    status_code: int,
+    text: str,
+    *,
+    key: str = "reason",
+    extra: dict[str, Any] | None = None,
+    bare: bool = False,
 ) -> JSONResponse:
+    """The JSON error; ``bare`` keeps the body to ``{key: text}`` (trace id in the header only)."""
     body = error_body(key, text, extra)
-    return JSONResponse(body, status_code=status_code, headers={"x-trace-id": body["traceId"]})
+    trace_id = body["traceId"]
+    if bare:
+        body = {key: text}
+    return JSONResponse(body, status_code=status_code, headers={"x-trace-id": trace_id})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status_code, exc.text, key=exc.key, extra=exc.extra)
+        return error_response(
+            exc.status_code, exc.text, key=exc.key, extra=exc.extra, bare=exc.bare
+        )
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import Literal
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from pydantic import BaseModel
 
 # Formats the docs list for uploads that Pillow can decode (svg/heic are not decodable here).
@@ -100,3 +100,41 @@ def resize_image(data: bytes, width: int, height: int) -> tuple[bytes, MediaInfo
         height=height,
     )
     return out, info
+
+
+# Marks a transformed rendition (profile ``transformed-urls``), like a CDN's image pipeline would.
+RENDITION_NOTE = "Scenario emulator transformed rendition"
+
+
+def transformed_image(data: bytes) -> bytes:
+    """The same picture in the same format and pixel size, encoded differently.
+
+    PNG: another compression level plus a text chunk (lossless). JPEG/WebP: another quality.
+    Other formats are saved again by Pillow in their own format (every frame).
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        fmt = image.format or "PNG"
+        buffer = io.BytesIO()
+        if fmt == "PNG":
+            note = PngImagePlugin.PngInfo()
+            note.add_text("Comment", RENDITION_NOTE)
+            image.save(buffer, format="PNG", compress_level=1, pnginfo=note)
+        elif fmt in ("JPEG", "WEBP"):
+            image.save(buffer, format=fmt, quality=70)
+        else:
+            image.save(buffer, format=fmt, save_all=getattr(image, "n_frames", 1) > 1)
+    return buffer.getvalue()
+
+
+def transformed_media(data: bytes, kind: str, mime_type: str, width: int, height: int) -> bytes:
+    """A transformed rendition: images as above; MP4 videos re-encoded at the same size and
+    frame rate (the same frames). Other video containers are served as stored, since the
+    emulator's encoder only writes MP4."""
+    if kind == "image":
+        return transformed_image(data)
+    if mime_type != "video/mp4":
+        return data
+    from .video import reencode_video  # video.py builds on this module's types
+
+    encoded, _ = reencode_video(data, width, height)
+    return encoded

@@ -73,6 +73,15 @@ class EmulatorMiddleware:
                 return
             await send(message)
 
+        limit = runtime.config.behaviour.gateway_body_limit
+        if limit is not None and str(scope.get("path", "")).startswith("/v1"):
+            replay = await self._read_within(receive, limit)
+            if replay is None:
+                # The API gateway refuses the body before any route (or fault) sees it.
+                refusal = error_response(413, "Request Entity Too Large", key="error", bare=True)
+                await refusal(scope, receive, guarded_send)
+                return
+            receive = replay
         if template.startswith("/v1") and self._faults_apply(template):
             fault = await self._request_fault(method)
             if fault is not None:
@@ -82,6 +91,33 @@ class EmulatorMiddleware:
         if dropped:
             # Let the loop run connection_lost() so uvicorn sees a disconnect, not a bug.
             await asyncio.sleep(0.01)
+
+    @staticmethod
+    async def _read_within(receive: Receive, limit: int) -> Receive | None:
+        """Read the whole body; a ``receive`` that replays it, or None when over ``limit`` bytes.
+
+        An oversized body is still read to its end (and dropped), so the client gets the 413
+        instead of a connection reset in the middle of its upload.
+        """
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                messages.append(message)
+                break
+            size += len(message.get("body", b""))
+            if size <= limit:
+                messages.append(message)
+            if not message.get("more_body", False):
+                break
+        if size > limit:
+            return None
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        return replay
 
     def _faults_apply(self, template: str) -> bool:
         wanted = self.runtime.config.fault_routes

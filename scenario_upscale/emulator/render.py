@@ -28,14 +28,29 @@ def cdn_path(asset_id: str) -> str:
     return f"/_cdn/{asset_id}"
 
 
+def transform_path(asset_id: str) -> str:
+    """Where the transformed rendition is served (profile ``transformed-urls``)."""
+    return f"/_cdn-transform/{asset_id}"
+
+
 def signed_asset_url(signer: UrlSigner, root_url: str, asset_id: str, ttl_s: float) -> str:
     url, _ = signer.sign(root_url, cdn_path(asset_id), ttl_s)
     return url
 
 
 def asset_json(
-    asset: AssetRecord, config: EmulatorConfig, signer: UrlSigner, root_url: str
+    asset: AssetRecord,
+    config: EmulatorConfig,
+    signer: UrlSigner,
+    root_url: str,
+    *,
+    original_assets: bool = False,
 ) -> dict[str, Any]:
+    """The API's asset; ``url`` serves a transformed rendition when the profile says so and
+    ``?originalAssets=true`` was not asked for (``properties.size`` is always the original's)."""
+    transformed = config.behaviour.transformed_urls and not original_assets
+    path = transform_path(asset.id) if transformed else cdn_path(asset.id)
+    url, _ = signer.sign(root_url, path, config.url_ttl_s)
     properties: dict[str, Any] = {"size": asset.size}
     metadata: dict[str, Any] = {
         "kind": asset.kind,
@@ -63,7 +78,7 @@ def asset_json(
     metadata.update({key: value for key, value in provenance.items() if value is not None})
     body: dict[str, Any] = {
         "id": asset.id,
-        "url": signed_asset_url(signer, root_url, asset.id, config.url_ttl_s),
+        "url": url,
         "mimeType": asset.mime_type,
         "kind": asset.kind,
         "source": asset.source,

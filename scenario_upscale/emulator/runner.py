@@ -11,12 +11,14 @@ import functools
 
 from .imaging import InvalidMedia, MediaInfo, inspect_media, resize_image
 from .runtime import Runtime
-from .store import JobRecord, UploadRecord
+from .store import JobRecord, JobStatus, UploadRecord
 from .timeutil import now_dt, now_iso
 from .video import reencode_video
 
-# Fractions of job_duration_s spent in each phase.
+# Fractions of job_duration_s spent in each phase. A job that starts ``pending`` (profile
+# ``sparse-pages``) spends the queued share in three equal slices: pending, warming-up, queued.
 _QUEUED_SHARE = 0.15
+_WARM_UP_PHASES: tuple[JobStatus, ...] = ("warming-up", "queued")
 _RUNNING_SHARE = 0.65
 _FINALIZING_SHARE = 0.20
 _PROGRESS_STEPS = 5
@@ -39,7 +41,14 @@ def _fail(runtime: Runtime, job: JobRecord, error: str, hint: str) -> None:
 
 async def run_job(runtime: Runtime, job: JobRecord) -> None:
     duration = runtime.config.job_duration_s
-    await asyncio.sleep(duration * _QUEUED_SHARE)
+    if job.status == "pending":
+        slice_s = duration * _QUEUED_SHARE / (len(_WARM_UP_PHASES) + 1)
+        for phase in _WARM_UP_PHASES:
+            await asyncio.sleep(slice_s)
+            job.move_to(phase)
+        await asyncio.sleep(slice_s)
+    else:
+        await asyncio.sleep(duration * _QUEUED_SHARE)
     job.move_to("in-progress", 0.0)
     source = runtime.store.blobs[job.input_asset_id]
     parent = runtime.store.assets.get(job.input_asset_id)

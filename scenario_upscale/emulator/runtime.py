@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from .config import EmulatorConfig
 from .ids import new_id
-from .imaging import MediaInfo
+from .imaging import MediaInfo, transformed_media
 from .signing import UrlSigner
 from .stats import EmulatorStats, StatsRecorder
 from .store import AssetRecord, Store
@@ -129,6 +129,21 @@ class Runtime:
         self.store.blobs[record.id] = data
         self.stats.assets_created += 1
         return record
+
+    async def rendition(self, asset: AssetRecord) -> bytes:
+        """The transformed rendition of ``asset`` (profile ``transformed-urls``), made once."""
+        cached = self.store.renditions.get(asset.id)
+        if cached is None:
+            cached = await self.in_thread(
+                transformed_media,
+                self.store.blobs[asset.id],
+                asset.kind,
+                asset.mime_type,
+                asset.width or 0,
+                asset.height or 0,
+            )
+            self.store.renditions[asset.id] = cached
+        return cached
 
     def snapshot_stats(self) -> EmulatorStats:
         return self.stats.snapshot(self.store.jobs_by_status(), self.store.uploads_by_status())

@@ -113,6 +113,8 @@ class Store:
     def __init__(self) -> None:
         self.assets: dict[str, AssetRecord] = {}
         self.blobs: dict[str, bytes] = {}
+        # Transformed renditions served by /_cdn-transform, made on first download.
+        self.renditions: dict[str, bytes] = {}
         self.uploads: dict[str, UploadRecord] = {}
         self.upload_parts: dict[str, dict[int, bytes]] = {}
         self.jobs: dict[str, JobRecord] = {}

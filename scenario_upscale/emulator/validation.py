@@ -13,6 +13,7 @@ from typing import Any
 
 from .catalog import ModelInput, ModelSpec
 from .errors import ApiError, bad_request
+from .sizing import effective_params
 from .store import AssetRecord
 
 AssetLookup = Callable[[str], AssetRecord | None]
@@ -136,3 +137,22 @@ def validate_body(model: ModelSpec, body: Any, lookup: AssetLookup) -> AssetReco
 
 def name_missing(body: dict[str, Any], name: str) -> bool:
     return name not in body or body[name] is None or body[name] == ""
+
+
+def normalised_input(model: ModelSpec, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as a normalising server would echo it (profile ``normalised-echo``).
+
+    Every input of the schema that has a default and was not sent is added, keys follow
+    ``inputs[]`` and integers become floats (``2`` -> ``2.0``), also inside arrays.
+    """
+    params = effective_params(model, body)
+    ordered = [item.name for item in model.inputs if item.name in params]
+    return {name: _as_floats(params[name]) for name in ordered}
+
+
+def _as_floats(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_as_floats(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..deps import get_runtime, read_model, require_auth, root_url
+from ..deps import API_DEPENDENCIES, get_runtime, read_model, root_url
 from ..errors import bad_request, not_found
 from ..imaging import InvalidMedia, inspect_image
 from ..render import asset_json, signed_asset_url
 from ..runtime import Runtime
 from ..store import AssetRecord
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_auth)])
+router = APIRouter(prefix="/v1", dependencies=API_DEPENDENCIES)
 
 _MB = 1024 * 1024
 # What targetFormat values mean for a stored image of a given MIME type (no conversion here).
@@ -66,6 +66,13 @@ def decode_image_field(value: str) -> bytes:
         raise bad_request("Field 'image' is not valid base64") from exc
 
 
+def _asset_json(request: Request, asset: AssetRecord, original_assets: bool) -> dict[str, Any]:
+    runtime = get_runtime(request)
+    return asset_json(
+        asset, runtime.config, runtime.signer, root_url(request), original_assets=original_assets
+    )
+
+
 def find_asset(runtime: Runtime, asset_id: str) -> AssetRecord:
     asset = runtime.store.assets.get(asset_id)
     if asset is None:
@@ -73,8 +80,12 @@ def find_asset(runtime: Runtime, asset_id: str) -> AssetRecord:
     return asset
 
 
+# ``?originalAssets=true``: the url serves the stored original even under ``transformed-urls``.
+OriginalAssets = Annotated[bool, Query(alias="originalAssets")]
+
+
 @router.post("/assets")
-async def upload_asset(request: Request) -> dict[str, Any]:
+async def upload_asset(request: Request, original_assets: OriginalAssets = False) -> dict[str, Any]:
     runtime = get_runtime(request)
     body = await read_model(request, AssetUploadBody)
     if body.image is None:
@@ -106,23 +117,23 @@ async def upload_asset(request: Request) -> dict[str, Any]:
         collection_ids=body.collection_ids,
         hidden=body.hide,
     )
-    return {"asset": asset_json(asset, runtime.config, runtime.signer, root_url(request))}
+    return {"asset": _asset_json(request, asset, original_assets)}
 
 
 @router.post("/assets/get-bulk")
-async def get_bulk(request: Request) -> dict[str, Any]:
+async def get_bulk(request: Request, original_assets: OriginalAssets = False) -> dict[str, Any]:
     runtime = get_runtime(request)
     body = await read_model(request, GetBulkBody)
-    root = root_url(request)
     found = [runtime.store.assets[i] for i in body.asset_ids if i in runtime.store.assets]
-    return {"assets": [asset_json(a, runtime.config, runtime.signer, root) for a in found]}
+    return {"assets": [_asset_json(request, asset, original_assets) for asset in found]}
 
 
 @router.get("/assets/{assetId}")
-async def get_asset(assetId: str, request: Request) -> dict[str, Any]:
-    runtime = get_runtime(request)
-    asset = find_asset(runtime, assetId)
-    return {"asset": asset_json(asset, runtime.config, runtime.signer, root_url(request))}
+async def get_asset(
+    assetId: str, request: Request, original_assets: OriginalAssets = False
+) -> dict[str, Any]:
+    asset = find_asset(get_runtime(request), assetId)
+    return {"asset": _asset_json(request, asset, original_assets)}
 
 
 @router.post("/assets/{assetId}/download")

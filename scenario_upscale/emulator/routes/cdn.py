@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ..deps import get_runtime
 from ..errors import error_response
-from ..render import cdn_path
+from ..render import cdn_path, transform_path
 from .uploads import s3_path
 
 router = APIRouter()
@@ -17,19 +17,34 @@ router = APIRouter()
 
 @router.api_route("/_cdn/{assetId}", methods=["GET", "HEAD"])
 async def download(assetId: str, request: Request) -> Response:
+    return await _serve(request, assetId, transformed=False)
+
+
+@router.api_route("/_cdn-transform/{assetId}", methods=["GET", "HEAD"])
+async def download_transformed(assetId: str, request: Request) -> Response:
+    """Profile ``transformed-urls``: a rendition whose length differs from ``properties.size``."""
+    return await _serve(request, assetId, transformed=True)
+
+
+async def _serve(request: Request, asset_id: str, *, transformed: bool) -> Response:
     runtime = get_runtime(request)
     query = request.query_params
-    problem = runtime.signer.check(cdn_path(assetId), query.get("expires"), query.get("sig"))
+    path = transform_path(asset_id) if transformed else cdn_path(asset_id)
+    problem = runtime.signer.check(path, query.get("expires"), query.get("sig"))
     if problem is not None:
         # CloudFront/S3 answer 403 for both bad and expired signatures.
         return error_response(403, f"Access denied: {problem}", key="message")
-    asset = runtime.store.assets.get(assetId)
-    data = runtime.store.blobs.get(assetId)
+    asset = runtime.store.assets.get(asset_id)
+    data = runtime.store.blobs.get(asset_id)
     if asset is None or data is None:
         return error_response(404, "Not Found", key="message")
     if runtime.take("fail_next_n_downloads"):
         runtime.stats.faults["download_5xx"] += 1
         return error_response(503, "Service Unavailable", key="message")
+    digest = asset.sha256
+    if transformed:
+        data = await runtime.rendition(asset)
+        digest = hashlib.sha256(data).hexdigest()
     if request.method == "GET" and runtime.take("truncate_next_n_downloads"):
         # The middleware sends half the body then resets the connection (the CDN has been
         # seen closing large transfers mid-stream).
@@ -40,8 +55,9 @@ async def download(assetId: str, request: Request) -> Response:
         content=b"" if request.method == "HEAD" else data,
         media_type=asset.mime_type,
         headers={
+            # The length of what is sent: the rendition's under transformed-urls.
             "content-length": str(len(data)),
-            "etag": f'"{asset.sha256[:32]}"',
+            "etag": f'"{digest[:32]}"',
             "cache-control": "private, max-age=0",
         },
     )

@@ -5,16 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, get_args
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from ..deps import decode_cursor, encode_cursor, get_runtime, read_model, require_auth, split_csv
+from ..deps import (
+    API_DEPENDENCIES,
+    decode_cursor,
+    encode_cursor,
+    get_runtime,
+    read_model,
+    split_csv,
+)
 from ..errors import bad_request, not_found
 from ..render import job_json
 from ..store import JobRecord, JobStatus
 from ..timeutil import parse_iso
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_auth)])
+router = APIRouter(prefix="/v1", dependencies=API_DEPENDENCIES)
 
 _STATUSES = set(get_args(JobStatus))
 
@@ -75,9 +82,16 @@ async def list_jobs(
 
     # Cursor = sort key of the last job returned (newest first). With update-date order a job
     # that changes while a client pages moves to the front, as it would on a live API.
-    cursor = decode_cursor(pagination_token).get("after") if pagination_token else None
+    state = decode_cursor(pagination_token) if pagination_token else {}
+    cursor = state.get("after")
     if cursor is not None and not isinstance(cursor, list):
         raise bad_request("Invalid paginationToken")
+    sparse = runtime.config.behaviour.sparse_page_size
+    if sparse is not None:
+        if state.get("empty"):
+            # Profile sparse-pages: the page after a full one is empty but says "go on".
+            return {"jobs": [], "nextPaginationToken": encode_cursor({"after": cursor})}
+        page_size = min(page_size, sparse)
 
     def keep(job: JobRecord) -> bool:
         return (
@@ -95,7 +109,10 @@ async def list_jobs(
     page = matching[:page_size]
     body: dict[str, Any] = {"jobs": [job_json(job, runtime.config) for job in page]}
     if len(matching) > page_size:
-        body["nextPaginationToken"] = encode_cursor({"after": sort_key(page[-1])})
+        after: dict[str, Any] = {"after": sort_key(page[-1])}
+        if sparse is not None:
+            after["empty"] = True
+        body["nextPaginationToken"] = encode_cursor(after)
     return body
 
 

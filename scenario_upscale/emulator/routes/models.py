@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from ..catalog import MODELS, MODELS_BY_ID
-from ..deps import decode_cursor, encode_cursor, require_auth, split_csv
+from ..deps import API_DEPENDENCIES, decode_cursor, encode_cursor, split_csv
 from ..errors import bad_request, not_found
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_auth)])
+router = APIRouter(prefix="/v1", dependencies=API_DEPENDENCIES)
 
 
 @router.get("/models/{modelId}")

@@ -5,19 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..deps import get_runtime, read_model, require_auth, root_url
+from ..deps import API_DEPENDENCIES, get_runtime, read_model, root_url
 from ..errors import bad_request, not_found
 from ..ids import new_id
+from ..profiles import is_dry_run
 from ..render import upload_json
 from ..runner import import_upload
 from ..store import UploadPart, UploadRecord
 from ..timeutil import now_iso, to_iso
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_auth)])
+router = APIRouter(prefix="/v1", dependencies=API_DEPENDENCIES)
 
 UploadKind = Literal["3d", "asset", "audio", "avatar", "image", "model", "text", "video"]
 
@@ -65,8 +66,11 @@ async def create_upload(
         if value is None:
             raise bad_request(f"Field '{field}' is required for a multipart upload")
     assert body.file_name and body.content_type and body.kind and body.parts
-    if dry_run in ("true", "api"):
-        return JSONResponse({"creativeUnitsCost": 0, "creativeUnitsDiscount": 0}, status_code=269)
+    if is_dry_run(dry_run):
+        return JSONResponse(
+            {"creativeUnitsCost": 0, "creativeUnitsDiscount": 0},
+            status_code=runtime.config.behaviour.dry_run_status,
+        )
     stamp = now_iso()
     upload = UploadRecord(
         id=new_id("upload"),
