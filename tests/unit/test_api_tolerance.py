@@ -107,6 +107,25 @@ def test_a_normalised_echo_matches_defaults_added_floats_and_order() -> None:
     assert _matches(echo, {"upscaleFactor": 2.0, "style": "standard"})
 
 
+@pytest.mark.parametrize(
+    "carried",
+    [
+        "https://cdn.test/assets-transform/asset_1?sig=x",
+        {"assetId": "asset_1", "url": "https://cdn.test/a"},
+        ["asset_1"],
+    ],
+)
+def test_the_input_asset_may_come_back_as_a_url_or_an_object(carried: object) -> None:
+    assert _matches({"image": carried}, {})
+
+
+@pytest.mark.parametrize(
+    "carried", ["https://cdn.test/asset_10", "asset_1-b", {"id": "asset_2"}, ["asset_1", "x"], 1]
+)
+def test_another_asset_in_the_file_input_does_not_match(carried: object) -> None:
+    assert not _matches({"image": carried}, {})
+
+
 def test_an_echo_may_carry_more_than_we_sent() -> None:
     assert _matches({"image": "asset_1", "seed": 1234, "extra": "server-side"}, {})
 
