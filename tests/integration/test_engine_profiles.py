@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 from PIL import Image
 
@@ -26,7 +27,7 @@ from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
 from scenario_upscale.emulator.profiles import PROFILE_NAMES, ProfileName
 from scenario_upscale.emulator.stats import EmulatorStats
 from scenario_upscale.errors import ScenarioProjectRefused
-from tests.support import FAST_POLL, FAST_RETRY, write_images
+from tests.support import FAST_POLL, FAST_RETRY, write_images, write_mp4
 
 FACTOR = 2
 SPEC = UpscaleSpec(model_id="model_upscale-v3", parameters={"upscaleFactor": FACTOR})
@@ -100,10 +101,43 @@ async def test_the_whole_path_pays_once_and_collects_every_output(
         report = await run_batch(
             client, str(tmp_path / "in"), str(tmp_path / "out"), [SPEC], poll=FAST_POLL
         )
-    stats = server.stats()
+        stats = server.stats()
+        await _assert_originals(client, report)
     _assert_paid_once_and_collected(report, stats, inputs)
     assert stats.dry_runs == len(inputs)  # priced, and no dry run taken for a job
     assert not list((tmp_path / "out").glob("*.part"))
+
+
+def _size_on_disk(path: str) -> int:
+    return os.path.getsize(path)
+
+
+async def _assert_originals(client: ScenarioClient, report: BatchReport) -> None:
+    """Each output is the stored original, byte for byte, not a transformed rendition."""
+    for result in report.results:
+        assert result.job_id is not None
+        job = await client.get_job(result.job_id)
+        [asset] = await client.get_assets(job.asset_ids)
+        assert asset.size == _size_on_disk(result.outputs[0])
+
+
+@pytest.mark.parametrize("profile", ["default", "transformed-urls"])
+async def test_a_video_is_collected_whole_and_decodable(
+    switch: Callable[..., EmulatorServer], profile: ProfileName, tmp_path: Path
+) -> None:
+    server = switch(profile)
+    video = write_mp4(tmp_path / "in" / "clip.mp4")
+    spec = UpscaleSpec(model_id="model_seedvr-2-upscale-video", parameters={"upscaleFactor": 2})
+    async with _client(server) as client:
+        report = await run_batch(client, str(video), str(tmp_path / "out"), [spec], poll=FAST_POLL)
+        stats = server.stats()
+        await _assert_originals(client, report)
+    [result] = report.results
+    assert result.status == "success", result.error
+    assert stats.jobs_created == 1 and len(stats.charges_by_input) == 1
+    with av.open(result.outputs[0]) as container:
+        frames = list(container.decode(container.streams.video[0]))
+    assert frames and {(f.width, f.height) for f in frames} == {(128, 96)}
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
