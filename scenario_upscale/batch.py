@@ -421,7 +421,7 @@ class BatchSession:
     # -- price ----------------------------------------------------------------------------------
 
     async def price(self, items: Sequence[BatchItem], *, concurrency: int = 8) -> dict[str, Price]:
-        """Dry-run price of every item not paid for yet (HTTP 269; nothing is charged)."""
+        """Dry-run price of every item not paid for yet (HTTP 269 or 200; nothing is charged)."""
         gate = asyncio.Semaphore(concurrency)
 
         async def one(item: BatchItem) -> tuple[str, Price]:
