@@ -372,3 +372,14 @@ def _asset(asset_id: str) -> dict[str, Any]:
         "kind": "image",
         "properties": {"width": 2, "height": 2, "size": 10},
     }
+
+
+async def test_a_job_the_engine_cannot_read_is_a_clear_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"jobs": [{"status": "queued", "metadata": {}}]})
+
+    async with _client(handler) as client:
+        with pytest.raises(
+            ScenarioError, match=r"a job in the API's answer could not be read \(KeyError: 'id'\)"
+        ):
+            _ = [job async for job in client.list_jobs()]
