@@ -53,6 +53,41 @@ log = logging.getLogger("scenario_upscale.batch")
 ItemStatus = Literal["success", "failure", "canceled", "timed_out", "invalid", "skipped"]
 
 
+def journal_key(journal: Journal, sha256: str, model: ModelSpec, parameters: dict[str, Any]) -> str:
+    """The journal key of one input with one model: on the parameters the model runs with,
+    so ``{}`` and ``{"upscaleFactor": 2}`` (its default) are one job, paid once.
+
+    Journals written when keys hashed the parameters as given stay readable: when only such a
+    key has records, it is the one used. Tried: the parameters as given, without the values that
+    are defaults, and with one default spelled out (a deployment's explicit scale, say).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from scenario_upscale.models import ModelInput
+        >>> model = ModelSpec(id="model_x", inputs=[
+        ...     ModelInput(name="image", type="file"),
+        ...     ModelInput(name="upscaleFactor", type="number", default=2)])
+        >>> journal = Journal(Path("/nonexistent/journal.jsonl"), "ns")
+        >>> journal_key(journal, "ab", model, {}) == journal_key(
+        ...     journal, "ab", model, {"upscaleFactor": 2.0})
+        True
+    """
+    key = request_key(sha256, model.id, effective_parameters(model, parameters))
+    if _known(journal, key):
+        return key
+    defaults = {i.name: i.default for i in model.inputs if i.default is not None}
+    bare = {
+        k: v for k, v in parameters.items() if not (k in defaults and same_value(v, defaults[k]))
+    }
+    forms = [parameters, bare] + [{**bare, k: v} for k, v in defaults.items()]
+    legacy = (request_key(sha256, model.id, form) for form in forms)
+    return next((k for k in legacy if _known(journal, k)), key)
+
+
+def _known(journal: Journal, key: str) -> bool:
+    return key in journal.jobs or key in journal.collected or key in journal.submitting
+
+
 class UpscaleSpec(BaseModel):
     """A model and its parameters, applied to every input of a batch.
 
@@ -295,7 +330,7 @@ class BatchSession:
                     )
                 )
                 continue
-            key = self._request_key(source.sha256, model, spec.parameters)
+            key = journal_key(self.journal, source.sha256, model, spec.parameters)
             name = storage.output_name(
                 source.name, spec.model_id, scale_label(model, spec.parameters), source.mime_type
             )
@@ -325,31 +360,6 @@ class BatchSession:
                 )
             )
         return out
-
-    def _request_key(self, sha256: str, model: ModelSpec, parameters: dict[str, Any]) -> str:
-        """The journal key of one input with one model: on the parameters the model runs with,
-        so ``{}`` and ``{"upscaleFactor": 2}`` (its default) are one job, paid once.
-
-        Journals written when keys hashed the parameters as given stay readable: when only such
-        a key has records, it is the one used. Tried: the parameters as given, without the values
-        that are defaults, and with one default spelled out (a deployment's explicit scale).
-        """
-        key = request_key(sha256, model.id, effective_parameters(model, parameters))
-        if self._known(key):
-            return key
-        defaults = {i.name: i.default for i in model.inputs if i.default is not None}
-        bare = {
-            k: v
-            for k, v in parameters.items()
-            if not (k in defaults and same_value(v, defaults[k]))
-        }
-        forms = [parameters, bare] + [{**bare, k: v} for k, v in defaults.items()]
-        legacy = (request_key(sha256, model.id, form) for form in forms)
-        return next((k for k in legacy if self._known(k)), key)
-
-    def _known(self, key: str) -> bool:
-        journal = self.journal
-        return key in journal.jobs or key in journal.collected or key in journal.submitting
 
     async def _load_source(self, location: str) -> tuple[SourceFile, str | None]:
         if sources.is_asset_id(location):
@@ -411,7 +421,7 @@ class BatchSession:
     # -- price ----------------------------------------------------------------------------------
 
     async def price(self, items: Sequence[BatchItem], *, concurrency: int = 8) -> dict[str, Price]:
-        """Dry-run price of every item not paid for yet (HTTP 269; nothing is charged)."""
+        """Dry-run price of every item not paid for yet (HTTP 269 or 200; nothing is charged)."""
         gate = asyncio.Semaphore(concurrency)
 
         async def one(item: BatchItem) -> tuple[str, Price]:

@@ -8,6 +8,7 @@ here is hard-coded per model.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, TypeGuard
 
 from scenario_upscale.errors import InvalidUpscaleParameters
@@ -227,6 +228,18 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _carries(value: Any, asset_id: str) -> bool:
+    # The echo may give the file input back as the id we sent, a URL to it, an asset object
+    # or a one-item list; an asset id is long and random, so finding it whole is enough.
+    if isinstance(value, str):
+        return re.search(rf"(?<![\w-]){re.escape(asset_id)}(?![\w-])", value) is not None
+    if isinstance(value, dict):
+        return any(_carries(v, asset_id) for v in value.values())
+    if isinstance(value, list) and len(value) == 1:
+        return _carries(value[0], asset_id)
+    return False
+
+
 def echo_matches(
     echo: dict[str, Any],
     *,
@@ -238,7 +251,8 @@ def echo_matches(
 
     The echo is only typed as "the inputs for the job" (contract §9): the API may add the model's
     defaults, send numbers as floats or reorder keys. So the echo matches when it carries our
-    input asset in the model's file input and, once both sides have the model's defaults filled
+    input asset in the model's file input (its id, or a URL or an object that names it) and,
+    once both sides have the model's defaults filled
     in, every one of our parameters with the same value; keys the echo adds beyond ours are
     ignored. A ``modelId`` in the echo, if the API puts one there, must be this model. The job
     type is not looked at: what the API calls a custom upscale is not confirmed.
@@ -253,7 +267,7 @@ def echo_matches(
         >>> echo_matches(echo, model=spec, input_asset_id="asset_1", parameters={"seed": 7})
         False
     """
-    if echo.get(file_input(model).name) != input_asset_id:
+    if not _carries(echo.get(file_input(model).name), input_asset_id):
         return False
     if "modelId" in echo and echo["modelId"] != model.id:
         return False

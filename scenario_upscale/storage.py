@@ -156,8 +156,10 @@ async def download(
             url = await refresh_url(asset.id)
             last_error = str(error)
         except (httpx.TransportError, _Transient) as error:
-            last_error = f"{type(error).__name__}: {error}"
-            await asyncio.sleep(random.uniform(0, min(8.0, 0.5 * 2**attempt)))
+            transient = isinstance(error, _Transient)
+            last_error = str(error) if transient else f"{type(error).__name__}: {error}"
+            if attempt < attempts:
+                await asyncio.sleep(random.uniform(0, min(8.0, 0.5 * 2**attempt)))
     raise DownloadFailed(
         f"output {asset.id} could not be downloaded to {destination}: {last_error}"
     )

@@ -158,7 +158,7 @@ class BrokenJobs(FakeJobs):
     """Answers with a job the engine cannot read (a status that is not a string)."""
 
     async def get_job(self, job_id: str) -> Job:
-        return Job.model_construct(job_id=job_id, status=None, progress=0.0)
+        return Job.model_construct(job_id=job_id, status=None, progress=0.0)  # type: ignore[arg-type]
 
 
 async def test_an_unexpected_error_in_the_loop_fails_every_waiter_clearly() -> None:
