@@ -143,14 +143,19 @@ def _doctor_settings(
     base_url: str | None,
     project_id: str | None,
 ) -> dict[str, object]:
-    """Credentials for the doctor: a saved block, or key, secret, base URL and project."""
-    from pydantic import SecretStr
+    """Credentials for the doctor: a saved block, or key, secret, base URL and project.
+
+    Either way they go through ``ScenarioCredentials``, so a base URL is checked as the block
+    checks it; the key and secret stay ``SecretStr`` until the doctor builds its clients.
+    """
+    import asyncio
+    from typing import cast
+
+    from pydantic import ValidationError
+
+    from blocks.credentials import ScenarioCredentials
 
     if block is not None:
-        import asyncio
-        from typing import cast
-
-        from blocks.credentials import ScenarioCredentials
         from commands.prefect_runtime import prefect_api
 
         with prefect_api(ui=False):
@@ -160,33 +165,35 @@ def _doctor_settings(
                 raise typer.BadParameter(
                     f"no ScenarioCredentials block named {block!r} ({error})", param_hint="--block"
                 ) from None
-        # The block's SecretStr fields are handed on as they are: only the doctor reads them.
-        return {
-            "api_key": saved.api_key,
-            "api_secret": saved.api_secret,
-            "base_url": base_url or saved.base_url,
-            "project_id": project_id or saved.project_id,
-        }
-    if not api_key or not api_secret:
+        fields: dict[str, object] = saved.model_dump(include={"api_key", "api_secret", "base_url"})
+        fields["project_id"] = saved.project_id
+    elif api_key and api_secret:
+        fields = {"api_key": api_key, "api_secret": api_secret}
+    else:
         raise typer.BadParameter(
             "give --block NAME, or --api-key and --api-secret "
             "(or SCENARIO_API_KEY and SCENARIO_API_SECRET)",
             param_hint="--block / --api-key / --api-secret",
         )
-    settings: dict[str, object] = {
-        "api_key": SecretStr(api_key),
-        "api_secret": SecretStr(api_secret),
-        "project_id": project_id or None,
+    fields.update({k: v for k, v in (("base_url", base_url), ("project_id", project_id)) if v})
+    try:
+        credentials = ScenarioCredentials.model_validate(fields)
+    except ValidationError as error:
+        raise typer.BadParameter(error.errors()[0]["msg"]) from None
+    return {
+        "api_key": credentials.api_key,
+        "api_secret": credentials.api_secret,
+        "base_url": credentials.base_url,
+        "project_id": credentials.project_id,
+        "timeout_s": credentials.timeout_s,
     }
-    if base_url:
-        settings["base_url"] = base_url.rstrip("/")
-    return settings
 
 
 @app.command()
 def doctor(
     block: Annotated[
-        str | None, typer.Option(help="Saved ScenarioCredentials block to check.")
+        str | None,
+        typer.Option(help="Saved ScenarioCredentials block to check (instead of key and secret)."),
     ] = None,
     api_key: Annotated[
         str | None,

@@ -282,6 +282,13 @@ def test_missing_credentials_are_a_bad_option(tmp_path: Path) -> None:
     assert "give --block NAME, or --api-key and --api-secret" in flat(result.output)
 
 
+def test_a_base_url_that_is_not_http_is_a_bad_option(tmp_path: Path) -> None:
+    args = ["doctor", "--api-key", "k", "--api-secret", "s", "--base-url", "ftp://host/v1"]
+    result = CliRunner().invoke(app, args, env=_NO_SCENARIO_ENV)
+    assert result.exit_code == 2
+    assert "base_url must be an http:// or https:// URL" in flat(result.output)
+
+
 def test_a_limit_of_zero_is_a_bad_option(fresh_emulator: EmulatorServer, tmp_path: Path) -> None:
     result, _ = doctor(fresh_emulator, tmp_path, "--max-creative-units", "0")
     assert result.exit_code == 2
