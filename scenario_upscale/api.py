@@ -18,7 +18,7 @@ import base64
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -35,18 +35,27 @@ from scenario_upscale.errors import (
     ScenarioConnectionError,
     ScenarioError,
     ScenarioNotFound,
+    ScenarioProjectRefused,
     ScenarioRateLimited,
     ScenarioServerError,
     SubmitFailed,
 )
 from scenario_upscale.models import Asset, Job, ModelSpec, Price, SubmittedJob, Upload
+from scenario_upscale.params import echo_matches, file_input, is_number
 from scenario_upscale.retry import RetryPolicy, call_with_retries
 
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
-BASE64_UPLOAD_LIMIT = 6 * 1024 * 1024
-"""Images below this size go through ``POST /assets`` as base64; the rest through ``/uploads``."""
+BASE64_UPLOAD_LIMIT = int(3.5 * 1024 * 1024)
+"""Images below this many raw bytes go through ``POST /assets`` as base64; the rest through
+``/uploads``. Base64 grows a body by a third, and an API gateway commonly caps bodies at 6 MB;
+Scenario's own Blender add-on sends base64 only up to 3.5 MB (contract §9)."""
 MULTIPART_PART_SIZE = 32 * 1024 * 1024
-DRY_RUN_STATUS = 269
+DRY_RUN_STATUSES = frozenset({200, 269})
+"""269 on the legacy routes (Scenario's spec), 200 on ``/generate/custom`` (contract §2)."""
+ASSET_BULK_LIMIT = 200
+"""Asset ids per ``POST /assets/get-bulk`` (the SDK's documented limit)."""
+MAX_LIST_PAGES = 10_000
+"""A listing that still has a next page after this many is broken; we stop rather than loop."""
 
 log = logging.getLogger("scenario_upscale.api")
 T = TypeVar("T")
@@ -120,6 +129,15 @@ def translate_error(operation: str, error: Exception) -> ScenarioError:
 
 
 def _job_from_api(data: dict[str, Any], creative_units: float | None = None) -> Job:
+    try:
+        return _job_fields(data, creative_units)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ScenarioError(
+            f"a job in the API's answer could not be read ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _job_fields(data: dict[str, Any], creative_units: float | None) -> Job:
     metadata = data.get("metadata") or {}
     billing = data.get("billing") or {}
     return Job(
@@ -157,9 +175,43 @@ def _as_dict(sdk_model: Any) -> dict[str, Any]:
     return result
 
 
-def same_request(echo: dict[str, Any], body: dict[str, Any]) -> bool:
-    """Whether a job's ``metadata.input`` echoes this request body (JSON-equal, 2 == 2.0)."""
-    return echo == body
+def read_dry_run(status: int, body: object) -> Price:
+    """The price in a dry run's answer, whichever plausible shape the API gives it.
+
+    Scenario's spec answers a dry run with HTTP 269 and a cost-only body on the legacy routes;
+    ``/generate/custom`` is documented with 200 only, and the SDK types its answer as a job
+    response (contract §2). So 269 and 200 are both read, with or without a ``job`` key. A
+    ``job`` in a dry-run answer is never a submitted job: it is only a last place to find the
+    cost (``job.billing.cuCost``) when ``creativeUnitsCost`` is missing.
+
+    Raises:
+        ScenarioError: another status, or no cost in the body; the message names both.
+
+    Example:
+        >>> read_dry_run(200, {"job": {"jobId": "job_1"}, "creativeUnitsCost": 4}).creative_units
+        4.0
+    """
+    if status not in DRY_RUN_STATUSES:
+        raise ScenarioError(f"the dry run answered HTTP {status}, not 269 or 200 with a price")
+    if not isinstance(body, dict):
+        raise ScenarioError(f"the dry run answered HTTP {status} without a JSON object")
+    cost = body.get("creativeUnitsCost")
+    job = body.get("job")
+    if not is_number(cost) and isinstance(job, dict) and isinstance(job.get("billing"), dict):
+        cost = job["billing"].get("cuCost")
+    if not is_number(cost):
+        keys = ", ".join(sorted(body)) or "none"
+        raise ScenarioError(
+            f"the dry run answered HTTP {status} without creativeUnitsCost (keys: {keys})"
+        )
+    details = body.get("costDetails")
+    details = details if isinstance(details, dict) else {}
+    discount = body.get("creativeUnitsDiscount")
+    return Price(
+        creative_units=float(cost),
+        discount=float(discount) if is_number(discount) else 0.0,
+        details={k: float(v) for k, v in details.items() if is_number(v)},
+    )
 
 
 class ScenarioClient:
@@ -241,7 +293,28 @@ class ScenarioClient:
         try:
             return await call()
         except (scenario_sdk.APIError, httpx.HTTPError) as error:
-            raise translate_error(operation, error) from error
+            raise self._about_project(translate_error(operation, error)) from error
+
+    def _about_project(self, error: ScenarioError) -> ScenarioError:
+        """A 400/403 that speaks of the project is about ``projectId``: say which and what to do.
+
+        ``projectId`` asserts ownership (contract §1): a wrong one is refused on every call, so
+        the first call of a run fails with this rather than with a bare "forbidden".
+        """
+        if (
+            isinstance(error, ScenarioAPIError)
+            and error.status_code in (400, 403)
+            and "project" in error.reason.lower()
+        ):
+            return ScenarioProjectRefused(
+                error.operation,
+                error.status_code,
+                error.reason,
+                project_id=self.project_id,
+                trace_id=error.trace_id,
+                details=error.details,
+            )
+        return error
 
     async def _read(self, operation: str, call: Callable[[], Any]) -> Any:
         """An idempotent call: retried on timeouts, 5xx and 429 as the retry policy says."""
@@ -270,8 +343,9 @@ class ScenarioClient:
     async def upload(self, data: bytes, *, name: str, mime_type: str, kind: str) -> str:
         """Upload bytes as an asset and return its id.
 
-        Images under 6 MB go as base64 through ``POST /assets``; larger images and every video
-        through the multipart ``/uploads`` flow (contract §3.1 and §3.2).
+        Images under ``BASE64_UPLOAD_LIMIT`` (3.5 MiB) go as base64 through ``POST /assets``;
+        larger images and every video through the multipart ``/uploads`` flow (contract §3.1,
+        §3.2, §9).
         """
         if kind == "image" and len(data) < BASE64_UPLOAD_LIMIT:
             encoded = base64.b64encode(data).decode("ascii")
@@ -349,23 +423,35 @@ class ScenarioClient:
             delay = min(delay * 1.5, 3.0)
 
     async def get_asset(self, asset_id: str) -> Asset:
-        """``GET /assets/{assetId}``: the asset with a freshly signed ``url``."""
+        """``GET /assets/{assetId}``: the asset with a freshly signed ``url`` to its original.
+
+        ``originalAssets=true``: without it the URL may serve a transformed rendition (contract
+        §9), whose bytes are not the ones ``properties`` describe.
+        """
         response = await self._read(
             f"GET /assets/{asset_id}",
-            lambda: self._sdk.assets.retrieve(asset_id, project_id=self._project),
+            lambda: self._sdk.assets.retrieve(
+                asset_id, original_assets=True, project_id=self._project
+            ),
         )
         return _asset_from_api(_as_dict(response.asset))
 
     async def get_assets(self, asset_ids: Iterable[str]) -> list[Asset]:
-        """Many assets in one request (``POST /assets/get-bulk``: a read, so retried)."""
+        """Many assets, originals asked for, ``ASSET_BULK_LIMIT`` per ``POST /assets/get-bulk``
+        (a read, so retried)."""
         ids = list(asset_ids)
-        if not ids:
-            return []
-        response = await self._read(
-            "POST /assets/get-bulk",
-            lambda: self._sdk.assets.get_bulk(asset_ids=ids, project_id=self._project),
-        )
-        return [_asset_from_api(_as_dict(a)) for a in response.assets]
+        assets: list[Asset] = []
+        for start in range(0, len(ids), ASSET_BULK_LIMIT):
+            chunk = ids[start : start + ASSET_BULK_LIMIT]
+
+            async def bulk(chunk: list[str] = chunk) -> Any:
+                return await self._sdk.assets.get_bulk(
+                    asset_ids=chunk, original_assets=True, project_id=self._project
+                )
+
+            response = await self._read("POST /assets/get-bulk", bulk)
+            assets += [_asset_from_api(_as_dict(a)) for a in response.assets]
+        return assets
 
     async def fresh_download_url(self, asset_id: str) -> str:
         """A new signed URL for the original file (``POST /assets/{id}/download``)."""
@@ -378,9 +464,10 @@ class ScenarioClient:
     # -- generate -------------------------------------------------------------------------------
 
     async def price(self, model_id: str, body: dict[str, Any]) -> Price:
-        """The creative-unit cost of a job, from a dry run (HTTP 269; nothing runs or is charged).
+        """The creative-unit cost of a job, from a dry run (nothing runs or is charged).
 
-        The 269 body has no ``job`` key although the SDK's model requires one, so it is read raw.
+        The answer is read raw (see ``read_dry_run``): a cost-only body has no ``job`` key,
+        although the SDK's model requires one.
         """
         operation = f"POST /generate/custom/{model_id}?dryRun"
 
@@ -390,18 +477,14 @@ class ScenarioClient:
             )
 
         raw = await self._read(operation, dry_run)
-        payload = raw.http_response.json()
-        if raw.status_code != DRY_RUN_STATUS or "creativeUnitsCost" not in payload:
-            raise ScenarioError(
-                f"{operation}: expected HTTP 269 with a cost, got HTTP {raw.status_code}"
-                f"{' and a job: a job may have been created' if 'job' in payload else ''}"
-            )
-        details = payload.get("costDetails") or {}
-        return Price(
-            creative_units=float(payload["creativeUnitsCost"]),
-            discount=float(payload.get("creativeUnitsDiscount") or 0.0),
-            details={k: float(v) for k, v in details.items() if isinstance(v, int | float)},
-        )
+        try:
+            payload: object = raw.http_response.json()
+        except ValueError:
+            payload = raw.http_response.text
+        try:
+            return read_dry_run(raw.status_code, payload)
+        except ScenarioError as error:
+            raise ScenarioError(f"{operation}: {error}") from None
 
     async def submit(
         self,
@@ -415,8 +498,11 @@ class ScenarioClient:
 
         A POST that got no answer (timeout, dropped connection, 5xx) may still have created the
         job. Before sending it again we list the jobs created since just before the POST and look
-        for one whose ``metadata.input`` echoes this body; only if none turns up is it resent.
-        A 429 created nothing, so it is waited out (``remainingSeconds``) and resent.
+        for one that echoes this request (``find_job``); only if none turns up is it resent.
+
+        A 429 created nothing and is raised at once as ``ScenarioRateLimited``: an immediate
+        resend only repeats it (contract §9), and when to try again depends on the caller's own
+        jobs in flight (the batch waits for one of them to end, see ``batch.py``).
 
         Args:
             model_id: The model to run.
@@ -437,17 +523,9 @@ class ScenarioClient:
                         model_id, body=body, project_id=self._project
                     ),
                 )
-            except ScenarioRateLimited as error:
-                wait = self.retry.wait_for(error, attempt)
-                if wait is None or attempt >= self.retry.attempts:
-                    raise
-                log.info("%s: concurrency ceiling reached; waiting %.1f s", operation, wait)
-                await asyncio.sleep(wait)
-                attempt += 1
-                continue
             except (ScenarioConnectionError, ScenarioServerError) as error:
                 log.warning("%s got no usable answer (%s); looking for the job", operation, error)
-                found = await self.find_job(body, created_after=since, exclude=claimed)
+                found = await self.find_job(model_id, body, created_after=since, exclude=claimed)
                 if found is not None:
                     log.info(
                         "%s: found job %s created by the lost request", operation, found.job_id
@@ -472,24 +550,32 @@ class ScenarioClient:
 
     async def find_job(
         self,
+        model_id: str,
         body: dict[str, Any],
         *,
         created_after: datetime,
         exclude: Iterable[str] = (),
         settle_s: float = 1.0,
     ) -> Job | None:
-        """Find a custom job created after ``created_after`` whose input echoes ``body``.
+        """Find a job created after ``created_after`` that echoes this request.
 
-        Listing twice, ``settle_s`` apart, covers a job whose creation was still being committed
-        when the first listing ran.
+        Matched on the model, the input asset and our parameters as a subset of the echo once
+        the model's defaults are filled in (``params.echo_matches``); not on the job type, which
+        is not confirmed for a custom upscale, so the listing is not filtered by type. Listing
+        twice, ``settle_s`` apart, covers a job whose creation was still being committed when
+        the first listing ran.
         """
+        model = await self.get_model(model_id)
+        asset_id = str(body[file_input(model).name])
         excluded = set(exclude)
         for pass_number in range(2):
             async for job in self.list_jobs(created_after=created_after):
                 if (
-                    job.job_type == "custom"
-                    and job.job_id not in excluded
-                    and same_request(job.input, body)
+                    job.job_id not in excluded
+                    and (job.created_at is None or job.created_at >= created_after)
+                    and echo_matches(
+                        job.input, model=model, input_asset_id=asset_id, parameters=body
+                    )
                 ):
                     return job
             if pass_number == 0:
@@ -512,29 +598,41 @@ class ScenarioClient:
         created_after: datetime | None = None,
         updated_after: datetime | None = None,
         status: str | None = None,
+        job_types: Sequence[str] = (),
         page_size: int = 100,
     ) -> AsyncIterator[Job]:
         """Every job matching the filters, following ``nextPaginationToken`` to the end.
 
-        The API sorts by creation date unless ``status``/``type`` is given, and then by update
-        date; ``createdAfter`` is only allowed in the first case and ``updatedAfter`` only in the
-        second. So ``updated_after`` lists custom jobs only, and ``created_after`` lists every
-        type (callers filter on ``job_type``). Pages may be short, or empty, while a token is set
-        (contract §2): we keep going.
+        The API sorts by creation date unless a status or type filter is given, and then by
+        update date: ``createdAfter`` is only allowed in the first case and ``updatedAfter`` only
+        in the second (the SDK's ``job_list_params``). One type is sent as ``type``, several as
+        ``types`` (which overrides ``type``: never both). Pages may be short, or empty, while a
+        token is set (contract §2): we keep going, up to ``MAX_LIST_PAGES`` pages.
+
+        Raises:
+            ValueError: a filter combination the API refuses.
+            ScenarioError: the listing hands back a token already followed, or never ends.
         """
-        if created_after is not None and (updated_after is not None or status is not None):
-            raise ValueError("created_after cannot be combined with updated_after or status")
+        by_update = status is not None or bool(job_types)
+        if created_after is not None and by_update:
+            raise ValueError("created_after cannot be combined with status or job_types")
+        if updated_after is not None and not by_update:
+            raise ValueError("updated_after needs a status or job_types filter")
         query: dict[str, Any] = {"page_size": page_size}
         if created_after is not None:
             query["created_after"] = _iso(created_after)
-        else:
-            query["type"] = "custom"
-            if updated_after is not None:
-                query["updated_after"] = _iso(updated_after)
-            if status is not None:
-                query["status"] = status
+        if updated_after is not None:
+            query["updated_after"] = _iso(updated_after)
+        if status is not None:
+            query["status"] = status
+        types = sorted(set(job_types))
+        if len(types) == 1:
+            query["type"] = types[0]
+        elif types:
+            query["types"] = types
+        followed: set[str] = set()
         token: str | None = None
-        while True:
+        for _ in range(MAX_LIST_PAGES):
             page_query = {**query, "pagination_token": token} if token else query
 
             async def page(page_query: dict[str, Any] = page_query) -> Any:
@@ -546,3 +644,7 @@ class ScenarioClient:
             token = cursor.next_pagination_token
             if not token:
                 return
+            if token in followed:
+                raise ScenarioError("GET /jobs: the listing handed back a page token twice")
+            followed.add(token)
+        raise ScenarioError(f"GET /jobs: the listing still had a next page after {MAX_LIST_PAGES}")

@@ -4,9 +4,11 @@ Each step is a method of ``BatchSession`` that works on many items at once, so t
 layer can make one task of each step (per shard) instead of one task per job, and a plain asyncio
 program (``run_batch``) can compose the very same steps.
 
-Slots: at most ``max_concurrency`` jobs are in flight. A slot is taken just before a submit and
-given back when the job reaches a terminal status, whichever step is running then, so submitting
-the next shard overlaps with waiting for the previous one.
+Slots: at most ``max_concurrency`` jobs are in flight, fewer once a 429 names the team's
+concurrency ceiling (``slots.JobSlots``). A slot is taken just before a submit and given back when
+the job reaches a terminal status, whichever step is running then, so submitting the next shard
+overlaps with waiting for the previous one. A submit refused by the ceiling never fails its item:
+it waits for one of our jobs to end and is sent again.
 """
 
 from __future__ import annotations
@@ -31,16 +33,59 @@ from scenario_upscale.errors import (
     ScenarioBadRequest,
     ScenarioError,
     ScenarioNotFound,
+    ScenarioRateLimited,
 )
 from scenario_upscale.journal import Journal, default_journal_path, request_key
 from scenario_upscale.models import Job, ModelSpec, Price
-from scenario_upscale.params import build_body, media_kind, scale_label
+from scenario_upscale.params import (
+    build_body,
+    effective_parameters,
+    media_kind,
+    same_value,
+    scale_label,
+)
 from scenario_upscale.polling import JobWatcher, PollPolicy
+from scenario_upscale.slots import JobSlots
 from scenario_upscale.sources import SourceFile
 
 log = logging.getLogger("scenario_upscale.batch")
 
 ItemStatus = Literal["success", "failure", "canceled", "timed_out", "invalid", "skipped"]
+
+
+def journal_key(journal: Journal, sha256: str, model: ModelSpec, parameters: dict[str, Any]) -> str:
+    """The journal key of one input with one model: on the parameters the model runs with,
+    so ``{}`` and ``{"upscaleFactor": 2}`` (its default) are one job, paid once.
+
+    Journals written when keys hashed the parameters as given stay readable: when only such a
+    key has records, it is the one used. Tried: the parameters as given, without the values that
+    are defaults, and with one default spelled out (a deployment's explicit scale, say).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from scenario_upscale.models import ModelInput
+        >>> model = ModelSpec(id="model_x", inputs=[
+        ...     ModelInput(name="image", type="file"),
+        ...     ModelInput(name="upscaleFactor", type="number", default=2)])
+        >>> journal = Journal(Path("/nonexistent/journal.jsonl"), "ns")
+        >>> journal_key(journal, "ab", model, {}) == journal_key(
+        ...     journal, "ab", model, {"upscaleFactor": 2.0})
+        True
+    """
+    key = request_key(sha256, model.id, effective_parameters(model, parameters))
+    if _known(journal, key):
+        return key
+    defaults = {i.name: i.default for i in model.inputs if i.default is not None}
+    bare = {
+        k: v for k, v in parameters.items() if not (k in defaults and same_value(v, defaults[k]))
+    }
+    forms = [parameters, bare] + [{**bare, k: v} for k, v in defaults.items()]
+    legacy = (request_key(sha256, model.id, form) for form in forms)
+    return next((k for k in legacy if _known(journal, k)), key)
+
+
+def _known(journal: Journal, key: str) -> bool:
+    return key in journal.jobs or key in journal.collected or key in journal.submitting
 
 
 class UpscaleSpec(BaseModel):
@@ -153,7 +198,8 @@ class BatchSession:
         client: A ``ScenarioClient``.
         target: Output folder, local path or fsspec URL.
         journal: Where the batch remembers its work; defaults next to the outputs.
-        max_concurrency: Jobs in flight at once (the team's concurrency ceiling or less).
+        max_concurrency: Jobs in flight at once; lowered to the team's concurrency ceiling when
+            the API names it.
         poll: Poll cadence and deadline.
         on_progress: Called with updated counts after each change.
     """
@@ -174,7 +220,7 @@ class BatchSession:
         self.journal = journal or Journal(default_journal_path(self.target), namespace)
         self.watcher = JobWatcher(client, poll)
         self._stack = contextlib.AsyncExitStack()
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self.slots = JobSlots(max_concurrency)
         self._watching: dict[str, asyncio.Future[Job]] = {}
         self._uploading: dict[str, asyncio.Future[str]] = {}
         self._submitting: dict[str, asyncio.Future[SubmittedItem | ItemResult]] = {}
@@ -284,7 +330,7 @@ class BatchSession:
                     )
                 )
                 continue
-            key = request_key(source.sha256, spec.model_id, spec.parameters)
+            key = journal_key(self.journal, source.sha256, model, spec.parameters)
             name = storage.output_name(
                 source.name, spec.model_id, scale_label(model, spec.parameters), source.mime_type
             )
@@ -375,7 +421,7 @@ class BatchSession:
     # -- price ----------------------------------------------------------------------------------
 
     async def price(self, items: Sequence[BatchItem], *, concurrency: int = 8) -> dict[str, Price]:
-        """Dry-run price of every item not paid for yet (HTTP 269; nothing is charged)."""
+        """Dry-run price of every item not paid for yet (HTTP 269 or 200; nothing is charged)."""
         gate = asyncio.Semaphore(concurrency)
 
         async def one(item: BatchItem) -> tuple[str, Price]:
@@ -420,12 +466,22 @@ class BatchSession:
         return result
 
     async def _submit_unique(self, item: BatchItem) -> SubmittedItem | ItemResult:
-        await self._slots.acquire()
-        try:
-            submitted = await self._find_earlier(item) or await self._submit_new(item)
-        except ScenarioError as error:
-            self._slots.release()
-            return self._failed(item, "failure", error)
+        attempt = 1
+        while True:
+            await self.slots.acquire()
+            try:
+                # A 429 created nothing: after one, there is no earlier job to look for.
+                earlier = await self._find_earlier(item) if attempt == 1 else None
+                submitted = earlier or await self._submit_new(item)
+            except ScenarioRateLimited as error:
+                self.slots.release()
+                await self._wait_for_room(item, error, attempt)
+                attempt += 1
+                continue
+            except ScenarioError as error:
+                self.slots.release()
+                return self._failed(item, "failure", error)
+            break
         job_id = submitted.job.job_id
         self._claimed.add(job_id)
         self.progress.submitted += 1
@@ -436,9 +492,24 @@ class BatchSession:
         # Watched from now on, whichever step runs: the slot comes back the moment the job ends,
         # even while this shard is still submitting.
         future = self.watcher.track(submitted.job)
-        future.add_done_callback(lambda _: self._slots.release())
+        future.add_done_callback(lambda _: self.slots.release(ended=True))
         self._watching[job_id] = future
         return submitted
+
+    async def _wait_for_room(
+        self, item: BatchItem, error: ScenarioRateLimited, attempt: int
+    ) -> None:
+        """The team's concurrency ceiling refused this submit: learn the ceiling, then wait for
+        one of our jobs to end (or back off when none of ours is in flight) and submit again."""
+        self.slots.lower(error.action_limit)
+        retry = self.client.retry
+        backoff = retry.wait_for(error, attempt) or retry.delay(attempt)
+        log.info(
+            "%s: concurrency ceiling reached (%d of ours in flight); submitting when one ends",
+            item.source.name,
+            self.slots.in_flight,
+        )
+        await self.slots.wait_for_room(backoff, retry.max_server_wait_s)
 
     async def _find_earlier(self, item: BatchItem) -> SubmittedItem | None:
         known = self.journal.jobs.get(item.key)
@@ -457,7 +528,10 @@ class BatchSession:
             return None
         # An earlier run crashed between sending the submit and recording its answer.
         found = await self.client.find_job(
-            item.body, created_after=started - timedelta(minutes=2), exclude=self._claimed
+            item.model_id,
+            item.body,
+            created_after=started - timedelta(minutes=2),
+            exclude=self._claimed,
         )
         if found is None:
             return None

@@ -51,6 +51,39 @@ class ScenarioAuthError(ScenarioAPIError):
     """HTTP 401/403: wrong key/secret, or the plan does not give access to this model."""
 
 
+class ScenarioProjectRefused(ScenarioAuthError):
+    """HTTP 400/403 about the project: the ``projectId`` sent is not the key's, or one is needed.
+
+    Attributes:
+        project_id: The project id that was sent (``None`` when none was).
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        status_code: int,
+        reason: str,
+        *,
+        project_id: str | None,
+        trace_id: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(operation, status_code, reason, trace_id=trace_id, details=details)
+        self.project_id = project_id
+        if project_id:
+            advice = (
+                f"the API refused project id {project_id!r}: set the project id of the project "
+                "your API key belongs to (Scenario web app > project settings > API keys), or "
+                "leave it empty to use the key's own project"
+            )
+        else:
+            advice = (
+                "the API wants a project id: set it to the id (proj_...) of the project your API "
+                "key belongs to (Scenario web app > project settings)"
+            )
+        self.args = (f"{self.args[0]}; {advice}",)
+
+
 class ScenarioNotFound(ScenarioAPIError):
     """HTTP 404: unknown model, job, asset or upload."""
 

@@ -93,7 +93,7 @@ class ModelSpec(_Model):
 
 
 class Price(_Model):
-    """The answer of a dry run (HTTP 269)."""
+    """The price a dry run gives (HTTP 269 or 200, see ``api.read_dry_run``)."""
 
     creative_units: float
     discount: float = 0.0

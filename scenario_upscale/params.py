@@ -8,7 +8,8 @@ here is hard-coded per model.
 from __future__ import annotations
 
 import math
-from typing import Any
+import re
+from typing import Any, TypeGuard
 
 from scenario_upscale.errors import InvalidUpscaleParameters
 from scenario_upscale.models import ModelInput, ModelSpec
@@ -56,7 +57,8 @@ def _describe(spec: ModelInput) -> str:
     return kind + (" " + " and ".join(bounds) if bounds else "")
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
+    """A finite int or float, and not a boolean (``True`` is not 1 to the API)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -67,7 +69,7 @@ def _check_value(model_id: str, spec: ModelInput, value: object) -> None:
     if spec.allowed_values is not None:
         # 2 and 2.0 are the same value to the API, True is not 1.
         if not any(
-            type(value) is type(a) or (_is_number(value) and _is_number(a))
+            type(value) is type(a) or (is_number(value) and is_number(a))
             for a in spec.allowed_values
             if value == a
         ):
@@ -75,9 +77,8 @@ def _check_value(model_id: str, spec: ModelInput, value: object) -> None:
         return
     kind = spec.type
     if kind == "number":
-        if not _is_number(value):
+        if not is_number(value):
             raise bad()
-        assert isinstance(value, int | float)
         if (spec.min is not None and value < spec.min) or (
             spec.max is not None and value > spec.max
         ):
@@ -173,14 +174,14 @@ def scale_label(model: ModelSpec, parameters: dict[str, Any]) -> str:
         value = parameters.get(name, spec.default)
         if value is None:
             continue
-        text = f"{value:g}" if _is_number(value) else str(value)
+        text = f"{value:g}" if is_number(value) else str(value)
         return text if text[-1:].isalpha() else f"x{text}"
     return "x"
 
 
 def _canonical(value: Any) -> Any:
     # 4.0 and 4 are the same request: a JSON round trip or a float-typed echo must not split them.
-    if _is_number(value) and float(value).is_integer():
+    if is_number(value) and float(value).is_integer():
         return int(value)
     if isinstance(value, list):
         return [_canonical(v) for v in value]
@@ -208,3 +209,68 @@ def effective_parameters(model: ModelSpec, parameters: dict[str, Any]) -> dict[s
     merged = {i.name: i.default for i in model.inputs if i.name != carrier}
     merged.update({k: v for k, v in parameters.items() if k != carrier})
     return {k: _canonical(v) for k, v in merged.items() if v is not None}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """JSON equality where numbers compare by value (2 == 2.0) and booleans are not numbers.
+
+    >>> same_value(2, 2.0), same_value(True, 1), same_value([1, "a"], [1.0, "a"])
+    (True, False, True)
+    """
+    if is_number(a) and is_number(b):
+        return float(a) == float(b)
+    if isinstance(a, bool) or isinstance(b, bool) or is_number(a) or is_number(b):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _carries(value: Any, asset_id: str) -> bool:
+    # The echo may give the file input back as the id we sent, a URL to it, an asset object
+    # or a one-item list; an asset id is long and random, so finding it whole is enough.
+    if isinstance(value, str):
+        return re.search(rf"(?<![\w-]){re.escape(asset_id)}(?![\w-])", value) is not None
+    if isinstance(value, dict):
+        return any(_carries(v, asset_id) for v in value.values())
+    if isinstance(value, list) and len(value) == 1:
+        return _carries(value[0], asset_id)
+    return False
+
+
+def echo_matches(
+    echo: dict[str, Any],
+    *,
+    model: ModelSpec,
+    input_asset_id: str,
+    parameters: dict[str, Any],
+) -> bool:
+    """Whether a job's ``metadata.input`` echoes a request for this model, input and parameters.
+
+    The echo is only typed as "the inputs for the job" (contract §9): the API may add the model's
+    defaults, send numbers as floats or reorder keys. So the echo matches when it carries our
+    input asset in the model's file input (its id, or a URL or an object that names it) and,
+    once both sides have the model's defaults filled
+    in, every one of our parameters with the same value; keys the echo adds beyond ours are
+    ignored. A ``modelId`` in the echo, if the API puts one there, must be this model. The job
+    type is not looked at: what the API calls a custom upscale is not confirmed.
+
+    Example:
+        >>> spec = ModelSpec(id="model_x", inputs=[
+        ...     ModelInput(name="image", type="file", required={"always": True}),
+        ...     ModelInput(name="upscaleFactor", type="number", default=2)])
+        >>> echo = {"upscaleFactor": 2.0, "image": "asset_1", "seed": 12}
+        >>> echo_matches(echo, model=spec, input_asset_id="asset_1", parameters={})
+        True
+        >>> echo_matches(echo, model=spec, input_asset_id="asset_1", parameters={"seed": 7})
+        False
+    """
+    if not _carries(echo.get(file_input(model).name), input_asset_id):
+        return False
+    if "modelId" in echo and echo["modelId"] != model.id:
+        return False
+    ours = effective_parameters(model, parameters)
+    theirs = effective_parameters(model, echo)
+    return all(k in theirs and same_value(v, theirs[k]) for k, v in ours.items())

@@ -2,9 +2,15 @@
 
 Cadence: a job is asked about soon after submit, then less and less often while it shows no
 progress, and again sooner when its progress says it is nearly done. When several jobs are in
-flight, one ``GET /v1/jobs?updatedAfter=…`` listing answers for all of them, instead of one
+flight, one ``GET /v1/jobs?type=…&updatedAfter=…`` listing answers for all of them, instead of one
 ``GET /v1/jobs/{id}`` per job per tick. ``updatedAfter`` is taken from the server's own
 ``updatedAt`` stamps, so a clock difference between us and the API loses no update.
+
+The listing's type filter is the ``jobType`` the API itself gave each watched job (the submit
+answer carries it), never a type we assume: what the API calls a custom upscale is not confirmed
+(``custom``, or ``upscale``…), and ``updatedAfter`` is only allowed with a type or status filter.
+A job whose type is unknown is asked about directly, and so is any job a listing stops mentioning
+(``stale_after_s``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -32,7 +38,9 @@ class JobSource(Protocol):
 
     async def get_job(self, job_id: str) -> Job: ...
 
-    def list_jobs(self, *, updated_after: datetime | None = None) -> AsyncIterator[Job]: ...
+    def list_jobs(
+        self, *, updated_after: datetime | None = None, job_types: Sequence[str] = ()
+    ) -> AsyncIterator[Job]: ...
 
 
 class PollPolicy(BaseModel):
@@ -157,6 +165,15 @@ class JobWatcher:
                 if errors >= self.policy.max_consecutive_errors:
                     self._fail_all(error)
                     errors = 0
+            except Exception as error:
+                # A bug or an answer we cannot read: no waiter may hang on it.
+                log.exception("the job watcher failed")
+                self._fail_all(
+                    ScenarioError(
+                        f"watching jobs failed unexpectedly ({type(error).__name__}: {error}); "
+                        "the jobs keep running on Scenario and stay paid for: rerun to collect them"
+                    )
+                )
             self._expire()
 
     async def _sleep_until_tick(self) -> None:
@@ -194,24 +211,26 @@ class JobWatcher:
         if not pending:
             return
         now = time.monotonic()
-        if len(pending) >= self.policy.list_threshold and self._cursor is not None:
-            seen = await self._poll_by_listing()
+        typed = [t for t in pending if t.job.job_type]
+        if len(typed) >= self.policy.list_threshold and self._cursor is not None:
+            seen = await self._poll_by_listing(sorted({t.job.job_type or "" for t in typed}))
             stale = [
                 t
                 for t in pending
-                if t.job.job_id not in seen and now - t.last_seen > self.policy.stale_after_s
+                if not t.job.job_type
+                or (t.job.job_id not in seen and now - t.last_seen > self.policy.stale_after_s)
             ]
         else:
             stale = pending
         for t in stale:
             await self._poll_one(t)
 
-    async def _poll_by_listing(self) -> set[str]:
+    async def _poll_by_listing(self, job_types: list[str]) -> set[str]:
         assert self._cursor is not None
         seen: set[str] = set()
         newest = self._cursor
         self.requests += 1
-        async for job in self.source.list_jobs(updated_after=self._cursor):
+        async for job in self.source.list_jobs(updated_after=self._cursor, job_types=job_types):
             if job.updated_at is not None and job.updated_at > newest:
                 newest = job.updated_at
             tracked = self._tracked.get(job.job_id)
@@ -277,6 +296,6 @@ class JobWatcher:
         for t in late:
             self._finish(t, error=JobTimedOut([t.job.job_id], self.policy.deadline_s))
 
-    def _fail_all(self, error: ScenarioError) -> None:
+    def _fail_all(self, error: Exception) -> None:
         for t in list(self._tracked.values()):
             self._finish(t, error=error)

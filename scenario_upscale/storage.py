@@ -2,9 +2,14 @@
 
 Each output is streamed from its signed URL (without our credentials: the CDN signature is the
 authorisation) to ``<name>.part``, checked, then renamed into place, so a crash or a broken
-transfer never leaves a half-written file under the final name; an image must open with Pillow and
-a video decode with PyAV before the rename. Works for local paths and any fsspec URL (``s3://``,
-``gs://``, ``memory://``…).
+transfer never leaves a half-written file under the final name. Works for local paths and any
+fsspec URL (``s3://``, ``gs://``, ``memory://``…).
+
+A download is complete when it has every byte the CDN announced (``Content-Length``) and it
+decodes: an image is fully decoded by Pillow and has the pixel size the asset announced, a video
+is opened and its first frame decoded by PyAV. Its length is *not* compared with the asset's
+``properties.size``: a URL may serve a transformed rendition whose bytes differ from the stored
+original (contract §9).
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ def image_size(location: str) -> tuple[int | None, int | None]:
         with fs.open(path, "rb") as handle, Image.open(handle) as image:
             width, height = image.size
             return width, height
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         pass
     try:
         with fs.open(path, "rb") as handle:
@@ -145,9 +150,16 @@ async def download(
             log.info("signed URL for %s expired; asking for a fresh one", asset.id)
             url = await refresh_url(asset.id)
             last_error = "the signed URL kept expiring"
+        except _Rendition as error:
+            # Not the pixels the asset announced: a transformed rendition, not the original.
+            log.info("%s: %s; asking for a link to the original file", asset.id, error)
+            url = await refresh_url(asset.id)
+            last_error = str(error)
         except (httpx.TransportError, _Transient) as error:
-            last_error = f"{type(error).__name__}: {error}"
-            await asyncio.sleep(random.uniform(0, min(8.0, 0.5 * 2**attempt)))
+            transient = isinstance(error, _Transient)
+            last_error = str(error) if transient else f"{type(error).__name__}: {error}"
+            if attempt < attempts:
+                await asyncio.sleep(random.uniform(0, min(8.0, 0.5 * 2**attempt)))
     raise DownloadFailed(
         f"output {asset.id} could not be downloaded to {destination}: {last_error}"
     )
@@ -158,6 +170,10 @@ class _Expired(Exception):
 
 
 class _Transient(Exception):
+    pass
+
+
+class _Rendition(Exception):
     pass
 
 
@@ -211,24 +227,18 @@ async def _stream_to_part(
                 digest.update(chunk)
                 handle.write(chunk)
                 size += len(chunk)
-    expected = asset.size if asset.size is not None else (int(announced) if announced else None)
-    if expected is not None and size != expected:
-        raise _Transient(f"got {size} bytes of {expected}")
-    width = height = None
-    mime = asset.mime_type
-    if asset.kind == "image":
-        try:
-            with fs.open(part, "rb") as handle, Image.open(handle) as image:
-                width, height = image.size  # the header only: no full decode
-                mime = Image.MIME.get(image.format or "", mime)
-        except (UnidentifiedImageError, OSError) as error:
-            raise DownloadFailed(f"output {asset.id} is not a readable image: {error}") from None
-    elif asset.kind == "video":
-        try:
-            with fs.open(part, "rb") as handle:
-                width, height = probe_video(handle)  # container + first frame only
-        except (NotAVideo, OSError) as error:
-            raise DownloadFailed(f"output {asset.id} is not a decodable video: {error}") from None
+        # Content-Length counts the bytes on the wire, before any content decoding (gzip…).
+        encoded = response.headers.get("content-encoding", "identity") != "identity"
+        received = response.num_bytes_downloaded if encoded else size
+    if announced is not None and received != int(announced):
+        raise _Transient(f"got {received} bytes of the {announced} announced")
+    try:
+        width, height, mime = await asyncio.to_thread(_decode, fs, part, asset)
+    except _Undecodable as error:
+        if announced is None:
+            # Nothing said how long it was: a cut-short transfer looks just like this.
+            raise _Transient(str(error)) from None
+        raise DownloadFailed(f"output {asset.id} {error}") from None
     return StoredOutput(
         location=dest,
         size=size,
@@ -237,3 +247,48 @@ async def _stream_to_part(
         width=width,
         height=height,
     )
+
+
+class _Undecodable(Exception):
+    pass
+
+
+def _decode(
+    fs: fsspec.AbstractFileSystem, part: str, asset: Asset
+) -> tuple[int | None, int | None, str]:
+    """Width, height and MIME type of a downloaded output, once it has decoded.
+
+    Raises:
+        _Undecodable: the bytes are not a readable image or a decodable video.
+        _Rendition: an image whose pixel size is not the one the asset announced.
+    """
+    if asset.kind == "image":
+        try:
+            with fs.open(part, "rb") as handle, Image.open(handle) as image:
+                image.load()  # every pixel: a file cut short fails here
+                width, height = image.size
+                mime = Image.MIME.get(image.format or "", asset.mime_type)
+        except Image.DecompressionBombError as error:
+            # Pillow's guard against hostile files also stops a huge upscale: say how to lift it.
+            raise DownloadFailed(
+                f"output {asset.id} is too large for Pillow to check ({error}); raise "
+                "PIL.Image.MAX_IMAGE_PIXELS in your program to collect it"
+            ) from None
+        except (UnidentifiedImageError, OSError) as error:
+            raise _Undecodable(f"is not a readable image: {error}") from None
+        if None not in (asset.width, asset.height) and (width, height) != (
+            asset.width,
+            asset.height,
+        ):
+            raise _Rendition(
+                f"it is {width}x{height} pixels where the asset says {asset.width}x{asset.height}"
+            )
+        return width, height, mime
+    if asset.kind == "video":
+        try:
+            with fs.open(part, "rb") as handle:
+                width, height = probe_video(handle)  # container + first frame only
+        except (NotAVideo, OSError) as error:
+            raise _Undecodable(f"is not a decodable video: {error}") from None
+        return width, height, asset.mime_type
+    return None, None, asset.mime_type

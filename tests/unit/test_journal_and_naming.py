@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scenario_upscale.batch import journal_key
 from scenario_upscale.journal import Journal, default_journal_path, request_key
+from scenario_upscale.models import ModelInput, ModelSpec
 from scenario_upscale.storage import output_name
 
 
@@ -50,3 +52,42 @@ def test_output_names() -> None:
         "a.b@topaz-image-upscale-2x.jpg"
     )
     assert output_name("clip.mov", "model_x", "x2", "video/mp4", index=2) == "clip@xx2-3.mp4"
+
+
+V3 = ModelSpec(
+    id="model_upscale-v3",
+    inputs=[
+        ModelInput(name="image", type="file", required={"always": True}),
+        ModelInput(name="upscaleFactor", type="number", default=2),
+        ModelInput(name="style", type="string", default="standard"),
+        ModelInput(name="seed", type="number"),
+    ],
+)
+
+
+def test_the_key_is_on_the_parameters_the_model_runs_with(tmp_path: Path) -> None:
+    """`python -m deployments.serve` ({}) and `prefect deploy` (upscaleFactor: 2): one job."""
+    journal = Journal(tmp_path / "j.jsonl", "emu")
+    same = {
+        journal_key(journal, "sha", V3, p)
+        for p in ({}, {"upscaleFactor": 2}, {"upscaleFactor": 2.0, "style": "standard"})
+    }
+    assert len(same) == 1
+    assert journal_key(journal, "sha", V3, {"upscaleFactor": 4}) not in same
+    assert journal_key(journal, "sha", V3, {"seed": 1}) not in same
+
+
+def test_a_journal_keyed_on_the_parameters_as_given_is_still_found(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    # Written by an earlier version: the key hashed the parameters exactly as given.
+    Journal(path, "emu").write("collected", key=request_key("sha", V3.id, {}), outputs=["/o.png"])
+    Journal(path, "emu").write(
+        "submitted", key=request_key("sha2", V3.id, {"upscaleFactor": 2}), job_id="job_2"
+    )
+    journal = Journal(path, "emu")
+    # The same input, now run with the default spelled out (or left out): found, not paid again.
+    assert journal_key(journal, "sha", V3, {"upscaleFactor": 2}) == request_key("sha", V3.id, {})
+    assert journal_key(journal, "sha2", V3, {}) == request_key("sha2", V3.id, {"upscaleFactor": 2})
+    assert journal_key(journal, "sha3", V3, {}) == request_key(
+        "sha3", V3.id, {"upscaleFactor": 2, "style": "standard"}
+    )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scenario_upscale.errors import JobTimedOut, ScenarioNotFound
+from scenario_upscale.errors import JobTimedOut, ScenarioError, ScenarioNotFound
 from scenario_upscale.models import Job
 from scenario_upscale.polling import JobWatcher, PollPolicy, _Tracked
 
@@ -23,14 +23,21 @@ FAST = PollPolicy(
 
 
 class FakeJobs:
-    """Jobs whose status follows a script, one step per status request."""
+    """Jobs whose status follows a script, one step per status request.
 
-    def __init__(self, scripts: dict[str, list[str]], missing_first: int = 0) -> None:
+    Like the API, a listing filtered by type shows only the jobs of those types.
+    """
+
+    def __init__(
+        self, scripts: dict[str, list[str]], missing_first: int = 0, job_type: str = "custom"
+    ) -> None:
         self.scripts = scripts
         self.step = dict.fromkeys(scripts, 0)
         self.gets = 0
         self.listings = 0
+        self.listed_types: list[list[str]] = []
         self.missing_first = missing_first
+        self.job_type = job_type
 
     def _job(self, job_id: str) -> Job:
         script = self.scripts[job_id]
@@ -38,6 +45,7 @@ class FakeJobs:
         self.step[job_id] += 1
         return Job(
             job_id=job_id,
+            job_type=self.job_type,
             status=script[i],
             updated_at=datetime.now(UTC) + timedelta(milliseconds=self.step[job_id]),
         )
@@ -48,14 +56,19 @@ class FakeJobs:
             raise ScenarioNotFound("GET /jobs/{jobId}", 404, "Job not found")
         return self._job(job_id)
 
-    async def list_jobs(self, *, updated_after: datetime | None = None) -> AsyncIterator[Job]:
+    async def list_jobs(
+        self, *, updated_after: datetime | None = None, job_types: Sequence[str] = ()
+    ) -> AsyncIterator[Job]:
         self.listings += 1
+        self.listed_types.append(list(job_types))
+        if self.job_type not in job_types:
+            return
         for job_id in list(self.scripts):
             yield self._job(job_id)
 
 
-def _queued(job_id: str) -> Job:
-    return Job(job_id=job_id, status="queued", created_at=datetime.now(UTC))
+def _queued(job_id: str, job_type: str | None = "custom") -> Job:
+    return Job(job_id=job_id, job_type=job_type, status="queued", created_at=datetime.now(UTC))
 
 
 async def test_aliases_and_unknown_statuses() -> None:
@@ -120,3 +133,45 @@ async def test_cadence_slows_when_nothing_moves_and_quickens_near_the_end() -> N
     assert watcher._next_delay() == pytest.approx(0.5, abs=0.05)
     tracked.job = tracked.job.model_copy(update={"progress": 0.1})
     assert watcher._next_delay() == 10.0  # 81 s left: no hurry
+
+
+async def test_listings_filter_on_the_job_type_the_api_gave_not_on_custom() -> None:
+    """Under a reading where a custom upscale is typed "upscale", the listing still finds it."""
+    scripts = {f"j{i}": ["queued", "pending", "warming-up", "success"] for i in range(4)}
+    source = FakeJobs(scripts, job_type="upscale")
+    async with JobWatcher(source, FAST) as watcher:
+        jobs = await asyncio.gather(*(watcher.wait(_queued(j, "upscale")) for j in scripts))
+    assert all(j.outcome == "success" for j in jobs)
+    assert source.gets == 0 and source.listed_types[0] == ["upscale"]
+
+
+async def test_jobs_of_unknown_type_are_asked_about_one_by_one() -> None:
+    scripts = {f"j{i}": ["queued", "success"] for i in range(4)}
+    source = FakeJobs(scripts)
+    async with JobWatcher(source, FAST) as watcher:
+        jobs = await asyncio.gather(*(watcher.wait(_queued(j, None)) for j in scripts))
+    assert all(j.outcome == "success" for j in jobs)
+    assert source.listings == 0 and source.gets >= 4
+
+
+class BrokenJobs(FakeJobs):
+    """Answers with a job the engine cannot read (a status that is not a string)."""
+
+    async def get_job(self, job_id: str) -> Job:
+        return Job.model_construct(job_id=job_id, status=None, progress=0.0)  # type: ignore[arg-type]
+
+
+async def test_an_unexpected_error_in_the_loop_fails_every_waiter_clearly() -> None:
+    source = BrokenJobs({"a": ["queued"], "b": ["queued"]})
+    async with JobWatcher(source, FAST) as watcher:
+        waits = [watcher.track(_queued("a", None)), watcher.track(_queued("b", None))]
+        async with asyncio.timeout(30):  # before the fix the waiters hung forever
+            outcomes = await asyncio.gather(*waits, return_exceptions=True)
+        for outcome in outcomes:
+            assert isinstance(outcome, ScenarioError)
+            assert "watching jobs failed unexpectedly (AttributeError" in str(outcome)
+            assert "rerun to collect them" in str(outcome)
+        # The watcher survives: a job tracked afterwards is still followed.
+        source_ok = FakeJobs({"c": ["queued", "success"]})
+        watcher.source = source_ok
+        assert (await watcher.wait(_queued("c"))).outcome == "success"
