@@ -100,7 +100,7 @@ def image_size(location: str) -> tuple[int | None, int | None]:
         with fs.open(path, "rb") as handle, Image.open(handle) as image:
             width, height = image.size
             return width, height
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         pass
     try:
         with fs.open(path, "rb") as handle:
@@ -268,6 +268,12 @@ def _decode(
                 image.load()  # every pixel: a file cut short fails here
                 width, height = image.size
                 mime = Image.MIME.get(image.format or "", asset.mime_type)
+        except Image.DecompressionBombError as error:
+            # Pillow's guard against hostile files also stops a huge upscale: say how to lift it.
+            raise DownloadFailed(
+                f"output {asset.id} is too large for Pillow to check ({error}); raise "
+                "PIL.Image.MAX_IMAGE_PIXELS in your program to collect it"
+            ) from None
         except (UnidentifiedImageError, OSError) as error:
             raise _Undecodable(f"is not a readable image: {error}") from None
         if None not in (asset.width, asset.height) and (width, height) != (

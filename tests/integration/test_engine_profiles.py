@@ -27,6 +27,7 @@ from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
 from scenario_upscale.emulator.profiles import PROFILE_NAMES, ProfileName
 from scenario_upscale.emulator.stats import EmulatorStats
 from scenario_upscale.errors import ScenarioProjectRefused
+from scenario_upscale.params import build_body
 from tests.support import FAST_POLL, FAST_RETRY, write_images, write_mp4
 
 FACTOR = 2
@@ -182,6 +183,35 @@ async def test_the_plan_ceiling_without_a_retry_hint_fails_no_item(
     _assert_paid_once_and_collected(report, stats, inputs)
     # Refused at least once, and the ceiling learnt: not one refusal per item per poll.
     assert 1 <= stats.rate_limited <= len(inputs)
+
+
+async def test_slots_held_by_another_client_are_waited_for_with_a_capped_backoff(
+    switch: Callable[..., EmulatorServer], tmp_path: Path
+) -> None:
+    # Long enough that the other client's jobs still run when ours are first submitted.
+    server = switch("ceiling-no-retry-hint", job_duration_s=3.0)
+    others = write_images(tmp_path / "others", 3)
+    inputs = write_images(tmp_path / "in", 2)
+    async with _client(server) as other, _client(server) as client:
+        model = await other.get_model(SPEC.model_id)
+        for path in others:  # another client of the team takes all three slots
+            asset_id = await other.upload(
+                path.read_bytes(), name=path.name, mime_type="image/png", kind="image"
+            )
+            await other.submit(SPEC.model_id, build_body(model, asset_id, SPEC.parameters))
+        report = await run_batch(
+            client,
+            str(tmp_path / "in"),
+            str(tmp_path / "out"),
+            [SPEC],
+            poll=FAST_POLL,
+            dry_run_pricing=False,
+        )
+    stats = server.stats()
+    assert report.ok, report.results
+    assert stats.rate_limited >= 1  # refused while none of ours was in flight
+    assert stats.jobs_created == len(others) + len(inputs)
+    assert all(c.charges == 1 for c in stats.charges_by_input.values())
 
 
 async def test_an_image_too_large_for_a_gateway_capped_base64_body_goes_multipart(

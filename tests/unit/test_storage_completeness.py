@@ -133,3 +133,16 @@ async def test_a_complete_transfer_that_does_not_decode_fails_at_once(tmp_path: 
     with pytest.raises(DownloadFailed, match=r"output asset_out is not a readable image"):
         await _download(cdn, tmp_path)
     assert served == [True]
+
+
+async def test_an_output_above_pillows_pixel_limit_fails_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 20x16 is over twice the limit
+    with pytest.raises(
+        DownloadFailed,
+        match=r"output asset_out is too large for Pillow to check .*; raise "
+        r"PIL\.Image\.MAX_IMAGE_PIXELS in your program to collect it",
+    ):
+        await _download(lambda _: httpx.Response(200, content=ORIGINAL), tmp_path)
+    assert not _files_in(tmp_path)
