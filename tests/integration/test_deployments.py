@@ -1,6 +1,6 @@
 """The deployments served for real: schedule, event triggers, chaining, against a real server.
 
-One ``python -m deployments.serve`` subprocess for the module (two servers of the same deployments
+One ``scenario-upscale serve`` subprocess for the module (two servers of the same deployments
 interfere), pointed at the session Prefect server and at the Scenario emulator of this process.
 Every wait polls for a condition with a deadline; nothing sleeps and hopes.
 """
@@ -8,12 +8,7 @@ Every wait polls for a condition with a deadline; nothing sleeps and hopes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -22,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 from PIL import Image
 from prefect.client.orchestration import PrefectClient, get_client
@@ -38,13 +32,13 @@ from deployments.definitions import (
     PUBLISH_ON_BATCH_COMPLETED,
     UPSCALE_ON_ASSET_UPLOADED,
     UPSCALE_ON_DEMAND,
+    DeploymentSettings,
 )
 from deployments.pipeline import asset_pipeline, outputs_of, thumbnail_name
 from deployments.watermark import load_watermark, watermark_path
-from scenario_upscale.batch import UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
 from tests.prefect_server import PrefectTestServer
-from tests.support import write_images
+from tests.support import ServeProcess, serving, write_images
 
 pytestmark = pytest.mark.prefect_server
 
@@ -61,17 +55,12 @@ T = TypeVar("T")
 class Served:
     """The module's serve process and the folders its deployments use."""
 
-    process: subprocess.Popen[bytes]
-    log: Path
+    serve: ServeProcess
     source: Path
     target: Path
     published: Path
     staging: Path
     credentials_block: str
-
-    def log_tail(self, lines: int = 60) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def all_exist(paths: Iterable[str | Path]) -> bool:
@@ -98,49 +87,12 @@ async def eventually(
         value = await check()
         if value:
             return value
-        if served is not None and served.process.poll() is not None:
-            pytest.fail(f"serve exited ({served.process.returncode}):\n{served.log_tail()}")
+        if served is not None:
+            served.serve.fail_if_exited()
         if time.monotonic() > deadline:
-            tail = served.log_tail() if served else ""
+            tail = served.serve.log_tail() if served else ""
             pytest.fail(f"timed out after {within_s:g} s waiting for {what}\n{tail}")
         await asyncio.sleep(0.2)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    # SIGTERM lets serve pause its schedules; the group kill takes any flow run it left behind.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_for_deployments(server: PrefectTestServer, served: Served, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    missing: list[str] = list(ALL_DEPLOYMENTS)
-    with httpx.Client(base_url=server.api_url, timeout=5) as http:
-        while missing:
-            missing = [
-                name for name in missing if http.get(f"/deployments/name/{name}").status_code != 200
-            ]
-            triggers = http.post("/automations/filter", json={}).json()
-            names = {a["name"] for a in triggers}
-            if not missing and {"upscale-on-asset-uploaded", "publish-on-batch-completed"} - names:
-                missing = ["(automations)"]
-            if not missing:
-                return
-            if served.process.poll() is not None:
-                pytest.fail(f"serve exited ({served.process.returncode}):\n{served.log_tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"serve did not create {missing} in {timeout:g} s:\n{served.log_tail()}"
-                )
-            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -165,48 +117,30 @@ def served(
     credentials_block: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
-    """``python -m deployments.serve`` for this module, stopped with SIGTERM at the end."""
+    """``scenario-upscale serve`` for this module, stopped with SIGTERM at the end."""
     root = tmp_path_factory.mktemp("deployments")
     folders = {name: root / name for name in ("source", "target", "published", "staging")}
     for folder in folders.values():
         folder.mkdir()
-    log = root / "serve.log"
-    command = [
-        sys.executable,
-        "-m",
-        "deployments.serve",
-        "--source",
-        str(folders["source"]),
-        "--target",
-        str(folders["target"]),
-        "--published",
-        str(folders["published"]),
-        "--staging",
-        str(folders["staging"]),
-        "--credentials-block",
-        credentials_block,
-        "--interval",
-        str(INTERVAL_S),
+    options = [
+        *("--source", str(folders["source"]), "--target", str(folders["target"])),
+        *("--published", str(folders["published"]), "--staging", str(folders["staging"])),
+        *("--credentials-block", credentials_block, "--interval", str(INTERVAL_S)),
         # Start a scheduled run's process 3 s ahead (~2.5 s of imports here): Prefect's 10 s
         # would propose run N+1 while run N holds the nightly's single slot, and cancel it.
-        "--prefetch-seconds",
-        "3",
+        *("--prefetch-seconds", "3"),
     ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=prefect_server.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    info = Served(process=process, log=log, credentials_block=credentials_block, **folders)
-    try:
-        _wait_for_deployments(prefect_server, info, timeout=PATIENCE_S)
-        yield info
-    finally:
-        _stop(process)
+    with serving(
+        options,
+        api_url=prefect_server.api_url,
+        env=prefect_server.env,
+        cwd=REPO,
+        log=root / "serve.log",
+        deployments=ALL_DEPLOYMENTS,
+        automations={"upscale-on-asset-uploaded", "publish-on-batch-completed"},
+        timeout_s=PATIENCE_S,
+    ) as serve:
+        yield Served(serve=serve, credentials_block=credentials_block, **folders)
 
 
 @pytest.fixture
@@ -228,8 +162,9 @@ async def runs_of(client: PrefectClient, deployment: str) -> list[FlowRun]:
 async def test_recurring_run_upscales_only_what_is_new_on_schedule(
     served: Served, client: PrefectClient, fresh_emulator: EmulatorServer
 ) -> None:
-    spec = UpscaleSpec()
-    mark_file = watermark_path(str(served.target), str(served.source), [spec])
+    mark_file = watermark_path(
+        str(served.target), str(served.source), DeploymentSettings().upscales
+    )
     write_images(served.source, 3)
 
     async def first_pass_done() -> bool:
