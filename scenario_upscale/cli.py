@@ -209,7 +209,7 @@ def serve(
         typer.Option(
             envvar=_env("PARAMETERS"),
             help="Model parameters as JSON, e.g. '{\"upscaleFactor\": 4}'. Default: as in "
-            "prefect.yaml, or {} (the model's defaults) with another --model.",
+            "prefect.yaml, or {} (the model's own defaults) when --model is given.",
         ),
     ] = None,
     prefetch_seconds: Annotated[
@@ -243,7 +243,7 @@ def serve(
     }
     settings = replace(DeploymentSettings(), **{k: v for k, v in given.items() if v is not None})
     if model is not None or upscale_parameters is not None:
-        # The deployed parameters belong to the deployed model: another model gets its own.
+        # The deployed parameters go with the deployed model: a --model gets its own defaults.
         (deployed,) = settings.upscales
         spec = UpscaleSpec(
             model_id=model or deployed.model_id,
