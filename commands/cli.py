@@ -1,4 +1,4 @@
-"""``scenario-upscale``: the demo, the emulator, upscaling, and the doctor for a live account.
+"""``scenario-upscale``: the demo, the emulator, upscaling, serving the deployments, and the doctor.
 
 The commands that run flows import the Prefect layer only when called, so the engine itself
 (and ``scenario-upscale emulator``) never loads Prefect.
@@ -7,8 +7,9 @@ The commands that run flows import the Prefect layer only when called, so the en
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -281,6 +282,139 @@ def doctor(
     )
     console.print(f"Findings written to {escape(str(json_path))}")
     raise typer.Exit(0 if hold else 1)
+
+
+def _env(name: str) -> str:
+    # Every serve option can come from the environment, as in a container or a systemd unit.
+    return f"SCENARIO_UPSCALE_{name}"
+
+
+_AS_DEPLOYED = "Default: as in prefect.yaml."
+
+
+def _json_object(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter(
+            f"{value!r} is not a JSON object such as '{{\"upscaleFactor\": 4}}'",
+            param_hint="--parameters",
+        )
+    return parsed
+
+
+@app.command()
+def serve(
+    source: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("SOURCE"),
+            help=f"What the nightly run watches: folder, glob or fsspec URL. {_AS_DEPLOYED}",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("TARGET"),
+            help=f"Output folder or fsspec URL of every deployment. {_AS_DEPLOYED}",
+        ),
+    ] = None,
+    published: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("PUBLISHED"),
+            help=f"Where publish-upscaled writes thumbnails. {_AS_DEPLOYED}",
+        ),
+    ] = None,
+    staging: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("STAGING"), help=f"Where asset-pipeline ingests to. {_AS_DEPLOYED}"
+        ),
+    ] = None,
+    credentials_block: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("CREDENTIALS_BLOCK"),
+            help=f"Saved ScenarioCredentials block name. {_AS_DEPLOYED}",
+        ),
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("CRON"), help=f"Schedule of the nightly run (cron). {_AS_DEPLOYED}"
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TIMEZONE"), help=f"Time zone of --cron. {_AS_DEPLOYED}"),
+    ] = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            envvar=_env("INTERVAL"),
+            help="Seconds between recurring runs, instead of --cron.",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("MODEL"),
+            help=f"Scenario upscale model id. {_AS_DEPLOYED}",
+        ),
+    ] = None,
+    parameters: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("PARAMETERS"),
+            help="Model parameters as JSON, e.g. '{\"upscaleFactor\": 4}'. Default: as in "
+            "prefect.yaml, or {} (the model's own defaults) when --model is given.",
+        ),
+    ] = None,
+    prefetch_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar=_env("PREFETCH_SECONDS"),
+            help="Start a scheduled run's process this early; keep it below --interval minus "
+            "a run's length, or the nightly's overlap guard cancels runs.",
+        ),
+    ] = 10.0,
+) -> None:
+    """Serve every deployment from this process until Ctrl+C or SIGTERM.
+
+    The deployments of prefect.yaml, with the options given here in place of its values.
+    """
+    upscale_parameters = _json_object(parameters)
+    from deployments.definitions import DeploymentSettings
+    from deployments.serve import serve_deployments
+    from scenario_upscale.batch import UpscaleSpec
+
+    given: dict[str, Any] = {
+        "source": source,
+        "target": target,
+        "published": published,
+        "staging": staging,
+        "credentials_block": credentials_block,
+        "cron": cron,
+        "timezone": timezone,
+        "interval_s": interval,
+    }
+    settings = replace(DeploymentSettings(), **{k: v for k, v in given.items() if v is not None})
+    if model is not None or upscale_parameters is not None:
+        # The deployed parameters go with the deployed model: a --model gets its own defaults.
+        (deployed,) = settings.upscales
+        spec = UpscaleSpec(
+            model_id=model or deployed.model_id,
+            parameters=upscale_parameters if upscale_parameters is not None else {},
+        )
+        settings = replace(settings, upscales=(spec,))
+    serve_deployments(settings, prefetch_seconds)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""The deployments, built once: ``deployments.serve`` serves them, the tests serve the same.
+"""The deployments, declared once: ``scenario-upscale serve`` serves them, and
+``python -m deployments.generate`` writes them into ``prefect.yaml`` for ``prefect deploy --all``
+onto a work pool (a test fails while that file and these definitions differ).
 
-``prefect.yaml`` declares the same deployments for ``prefect deploy --all`` onto a work pool;
-keep the two in step (names, schedules, triggers and parameters).
+Locations are stored as given: a relative path is relative to the folder the runs work in, the
+working directory of ``scenario-upscale serve`` or, on a worker, the project folder that
+``prefect.yaml``'s pull step enters. So both mean the same folders when served from the project.
 
 Event contracts:
 
@@ -19,7 +22,6 @@ Event contracts:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -59,11 +61,6 @@ ALL_DEPLOYMENTS = (
 TAGS = ["scenario-upscale"]
 
 
-def _absolute(location: str) -> str:
-    # Served runs start in the serve process's directory; a deployment stores what it was given.
-    return location if "://" in location else os.path.abspath(location)
-
-
 @dataclass(frozen=True)
 class DeploymentSettings:
     """What differs between installations: locations, schedule, model, credentials.
@@ -77,7 +74,8 @@ class DeploymentSettings:
         cron: The nightly schedule (cron syntax) in ``timezone``.
         timezone: Time zone of ``cron``.
         interval_s: A fixed interval instead of ``cron`` (demos, tests).
-        upscales: Models and parameters applied to every input.
+        upscales: Models and parameters applied to every input (Upscale V3 at 2x, spelled
+            out so that a deployment's form shows what a run gets).
     """
 
     source: str = "incoming"
@@ -88,7 +86,9 @@ class DeploymentSettings:
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
     interval_s: float | None = None
-    upscales: Sequence[UpscaleSpec] = field(default_factory=lambda: (UpscaleSpec(),))
+    upscales: Sequence[UpscaleSpec] = field(
+        default_factory=lambda: (UpscaleSpec(parameters={"upscaleFactor": 2}),)
+    )
 
     def schedule(self) -> Schedule:
         if self.interval_s:
@@ -143,7 +143,7 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
         >>> serve(*build_deployments(DeploymentSettings(source="s3://drop/", target="out/")))
     """
     s = settings or DeploymentSettings()
-    target, upscales = _absolute(s.target), s.upscales_parameter()
+    target, upscales = s.target, s.upscales_parameter()
     common: dict[str, Any] = {"credentials_block": s.credentials_block}
     return [
         _deploy(
@@ -173,7 +173,7 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
             name="nightly",
             description="Upscale what is new in the source since the last successful run.",
             parameters={
-                "source": _absolute(s.source),
+                "source": s.source,
                 "target": target,
                 "upscales": upscales,
                 **common,
@@ -191,7 +191,7 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
             publish_upscaled,
             name="on-batch-completed",
             description="Started by scenario.upscale.batch.completed: thumbnails of its outputs.",
-            parameters={"destination": _absolute(s.published)},
+            parameters={"destination": s.published},
             triggers=[batch_completed_trigger()],
             tags=TAGS,
         ),
@@ -200,9 +200,9 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
             name="on-demand",
             description="Ingest -> upscale -> publish, results handed from step to step.",
             parameters={
-                "staging": _absolute(s.staging),
+                "staging": s.staging,
                 "target": target,
-                "published": _absolute(s.published),
+                "published": s.published,
                 "upscales": upscales,
                 **common,
             },

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -23,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
 log = logging.getLogger("scenario_upscale.journal")
@@ -91,26 +91,29 @@ class Journal:
 
         Two runs on one target at once would each miss the other's submits and could both pay
         for a new input; the second one waits here instead, and then finds everything done.
-        The lock is a file lock on this machine (for a remote target the journal is local too).
+        The lock is a file lock on this machine (for a remote target the journal is local too),
+        portable across operating systems; it is tried without blocking so the event loop keeps
+        running while this run waits.
         """
         lock_path = self.path.with_name(self.path.name + ".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("a") as handle:
-            waiting = False
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not waiting:
-                        log.info("another run is working on %s; waiting for it", self.path.parent)
-                        waiting = True
-                    await asyncio.sleep(poll_s)
+        # Not thread-local: a run may hold the lock on one thread and give it back on another.
+        lock = FileLock(lock_path, thread_local=False)
+        waiting = False
+        while True:
             try:
-                self._load()
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                lock.acquire(blocking=False)
+                break
+            except Timeout:
+                if not waiting:
+                    log.info("another run is working on %s; waiting for it", self.path.parent)
+                    waiting = True
+                await asyncio.sleep(poll_s)
+        try:
+            self._load()
+            yield
+        finally:
+            lock.release()
 
     def _apply(self, record: JournalRecord) -> None:
         if record.kind == "uploaded" and record.sha256 and record.asset_id:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import httpx
+import pytest
 from PIL import Image
 
 from scenario_upscale.polling import PollPolicy
@@ -39,3 +49,83 @@ def write_mp4(
             sink.mux(stream.encode(av.VideoFrame.from_image(image)))
         sink.mux(stream.encode(None))
     return path
+
+
+@dataclass(frozen=True)
+class ServeProcess:
+    """A ``scenario-upscale serve`` subprocess and the file its output goes to."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def fail_if_exited(self) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(f"serve exited ({self.process.returncode}):\n{self.log_tail()}")
+
+
+def _missing(http: httpx.Client, deployments: Iterable[str], automations: set[str]) -> list[str]:
+    missing = [d for d in deployments if http.get(f"/deployments/name/{d}").status_code != 200]
+    created = {a["name"] for a in http.post("/automations/filter", json={}).json()}
+    return missing + sorted(automations - created)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    # SIGTERM lets serve pause its schedules; the group kill takes any flow run it left behind.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def serving(
+    options: list[str],
+    *,
+    api_url: str,
+    env: dict[str, str],
+    cwd: Path,
+    log: Path,
+    deployments: Iterable[str],
+    automations: set[str],
+    timeout_s: float,
+) -> Iterator[ServeProcess]:
+    """``scenario-upscale serve OPTIONS`` until its deployments and automations exist on the
+    server at ``api_url``; stopped with SIGTERM on the way out.
+
+    The ``SCENARIO_UPSCALE_*`` variables of ``env`` are dropped: only ``options`` configure it.
+    """
+    clean = {k: v for k, v in env.items() if not k.startswith("SCENARIO_UPSCALE_")}
+    command = [sys.executable, "-m", "commands.cli", "serve", *options]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=clean,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    serve = ServeProcess(process=process, log=log)
+    try:
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(base_url=api_url, timeout=10) as http:
+            while missing := _missing(http, deployments, automations):
+                serve.fail_if_exited()
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"serve did not create {missing} in {timeout_s:g} s:\n{serve.log_tail()}"
+                    )
+                time.sleep(0.3)
+        yield serve
+    finally:
+        _stop(process)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,9 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+import deployments.serve
 from blocks.credentials import ScenarioCredentials
+from commands.cli import app
 from commands.prefect_runtime import find_free_port
+from deployments.definitions import DeploymentSettings
 from scenario_upscale.emulator import EmulatorServer
 from tests.prefect_server import PrefectTestServer
 from tests.support import write_images
@@ -76,7 +81,7 @@ def test_the_emulator_command_serves_the_api(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}/v1/models/model_upscale-v3"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # generous: a loaded machine starts it slowly
         while True:
             try:
                 response = httpx.get(url, auth=("k", "s"), timeout=2)
@@ -99,3 +104,68 @@ def test_the_console_script_is_installed() -> None:
     assert script.is_file()
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "demo" in done.stdout and "emulator" in done.stdout
+
+
+@pytest.fixture
+def served_with(monkeypatch: pytest.MonkeyPatch) -> list[tuple[DeploymentSettings, float]]:
+    """What ``scenario-upscale serve`` would serve, captured instead of served."""
+    calls: list[tuple[DeploymentSettings, float]] = []
+    monkeypatch.setattr(deployments.serve, "serve_deployments", lambda s, p: calls.append((s, p)))
+    for name in list(os.environ):
+        if name.startswith("SCENARIO_UPSCALE_"):
+            monkeypatch.delenv(name)
+    return calls
+
+
+def test_serve_without_options_serves_what_prefect_yaml_deploys(
+    served_with: list[tuple[DeploymentSettings, float]],
+) -> None:
+    done = CliRunner().invoke(app, ["serve"])
+    assert done.exit_code == 0, done.output
+    assert served_with == [(DeploymentSettings(), 10.0)]
+
+
+def test_serve_reads_options_and_scenario_upscale_variables(
+    served_with: list[tuple[DeploymentSettings, float]],
+) -> None:
+    env = {
+        "SCENARIO_UPSCALE_SOURCE": "s3://drop/in/",
+        "SCENARIO_UPSCALE_INTERVAL": "30",
+        "SCENARIO_UPSCALE_PREFETCH_SECONDS": "3",
+        "SCENARIO_UPSCALE_TARGET": "from-env",
+    }
+    done = CliRunner().invoke(
+        app, ["serve", "--target", "out", "--parameters", '{"upscaleFactor": 4}'], env=env
+    )
+    assert done.exit_code == 0, done.output
+    ((settings, prefetch),) = served_with
+    assert (settings.source, settings.target, settings.interval_s, prefetch) == (
+        "s3://drop/in/",
+        "out",  # an option wins over its variable
+        30.0,
+        3.0,
+    )
+    assert settings.upscales_parameter() == [
+        {"model_id": "model_upscale-v3", "parameters": {"upscaleFactor": 4}}
+    ]
+    assert settings.published == DeploymentSettings().published
+
+
+def test_serve_with_another_model_leaves_its_parameters_to_it(
+    served_with: list[tuple[DeploymentSettings, float]],
+) -> None:
+    done = CliRunner().invoke(app, ["serve", "--model", "model_other", "--cron", "0 3 * * *"])
+    assert done.exit_code == 0, done.output
+    ((settings, _),) = served_with
+    assert settings.upscales_parameter() == [{"model_id": "model_other", "parameters": {}}]
+    assert settings.schedule().cron == "0 3 * * *"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["{upscaleFactor: 4}", "[4]"])
+def test_serve_refuses_parameters_that_are_not_a_json_object(
+    served_with: list[tuple[DeploymentSettings, float]], value: str
+) -> None:
+    done = CliRunner().invoke(app, ["serve", "--parameters", value], env={"COLUMNS": "200"})
+    assert done.exit_code == 2
+    assert f"{value!r} is not a JSON object such as" in done.output
+    assert served_with == []

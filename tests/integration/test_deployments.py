@@ -1,6 +1,6 @@
 """The deployments served for real: schedule, event triggers, chaining, against a real server.
 
-One ``python -m deployments.serve`` subprocess for the module (two servers of the same deployments
+One ``scenario-upscale serve`` subprocess for the module (two servers of the same deployments
 interfere), pointed at the session Prefect server and at the Scenario emulator of this process.
 Every wait polls for a condition with a deadline; nothing sleeps and hopes.
 """
@@ -8,12 +8,7 @@ Every wait polls for a condition with a deadline; nothing sleeps and hopes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -22,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 from PIL import Image
 from prefect.client.orchestration import PrefectClient, get_client
@@ -38,29 +32,22 @@ from deployments.definitions import (
     PUBLISH_ON_BATCH_COMPLETED,
     UPSCALE_ON_ASSET_UPLOADED,
     UPSCALE_ON_DEMAND,
+    DeploymentSettings,
 )
 from flows.pipeline import asset_pipeline, outputs_of, thumbnail_name
-from scenario_upscale.batch import UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
 from scenario_upscale.watermark import load_watermark, watermark_path
 from tests.prefect_server import PrefectTestServer
-from tests.support import write_images
+from tests.support import ServeProcess, serving, write_images
 
 pytestmark = pytest.mark.prefect_server
 
 REPO = Path(__file__).parents[2]
 INTERVAL_S = 6.0
 """The recurring deployment's schedule in these tests (a nightly cron in real life)."""
-EVENT_RUN_CREATED_LIMIT_S = 4.0
-"""Event -> the server's automation created the flow run: measured 0.1-0.2 s, 2.5 s once (the
-first event of this process also opens the events connection)."""
-EVENT_START_LIMIT_S = 8.0
-"""Event -> flow run Running. Measured 2.9 s on an idle 2-core machine with
-PREFECT_RUNNER_POLL_FREQUENCY=1: <= 1.3 s of polling, then ~2.5 s for the run's process to start
-and import Prefect and the flows; up to ~10 s while other test sessions load the machine."""
-SCHEDULE_START_LIMIT_S = 2.5
-"""Scheduled time -> flow run Running."""
-
+PATIENCE_S = 120.0
+"""How long a wait may take before the test calls it stuck: generous, since a loaded machine
+slows every step (a limit on the time itself would fail good runs; bench/ measures it)."""
 T = TypeVar("T")
 
 
@@ -68,17 +55,12 @@ T = TypeVar("T")
 class Served:
     """The module's serve process and the folders its deployments use."""
 
-    process: subprocess.Popen[bytes]
-    log: Path
+    serve: ServeProcess
     source: Path
     target: Path
     published: Path
     staging: Path
     credentials_block: str
-
-    def log_tail(self, lines: int = 60) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def all_exist(paths: Iterable[str | Path]) -> bool:
@@ -105,49 +87,12 @@ async def eventually(
         value = await check()
         if value:
             return value
-        if served is not None and served.process.poll() is not None:
-            pytest.fail(f"serve exited ({served.process.returncode}):\n{served.log_tail()}")
+        if served is not None:
+            served.serve.fail_if_exited()
         if time.monotonic() > deadline:
-            tail = served.log_tail() if served else ""
+            tail = served.serve.log_tail() if served else ""
             pytest.fail(f"timed out after {within_s:g} s waiting for {what}\n{tail}")
         await asyncio.sleep(0.2)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    # SIGTERM lets serve pause its schedules; the group kill takes any flow run it left behind.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_for_deployments(server: PrefectTestServer, served: Served, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    missing: list[str] = list(ALL_DEPLOYMENTS)
-    with httpx.Client(base_url=server.api_url, timeout=5) as http:
-        while missing:
-            missing = [
-                name for name in missing if http.get(f"/deployments/name/{name}").status_code != 200
-            ]
-            triggers = http.post("/automations/filter", json={}).json()
-            names = {a["name"] for a in triggers}
-            if not missing and {"upscale-on-asset-uploaded", "publish-on-batch-completed"} - names:
-                missing = ["(automations)"]
-            if not missing:
-                return
-            if served.process.poll() is not None:
-                pytest.fail(f"serve exited ({served.process.returncode}):\n{served.log_tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"serve did not create {missing} in {timeout:g} s:\n{served.log_tail()}"
-                )
-            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -172,48 +117,30 @@ def served(
     credentials_block: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
-    """``python -m deployments.serve`` for this module, stopped with SIGTERM at the end."""
+    """``scenario-upscale serve`` for this module, stopped with SIGTERM at the end."""
     root = tmp_path_factory.mktemp("deployments")
     folders = {name: root / name for name in ("source", "target", "published", "staging")}
     for folder in folders.values():
         folder.mkdir()
-    log = root / "serve.log"
-    command = [
-        sys.executable,
-        "-m",
-        "deployments.serve",
-        "--source",
-        str(folders["source"]),
-        "--target",
-        str(folders["target"]),
-        "--published",
-        str(folders["published"]),
-        "--staging",
-        str(folders["staging"]),
-        "--credentials-block",
-        credentials_block,
-        "--interval",
-        str(INTERVAL_S),
+    options = [
+        *("--source", str(folders["source"]), "--target", str(folders["target"])),
+        *("--published", str(folders["published"]), "--staging", str(folders["staging"])),
+        *("--credentials-block", credentials_block, "--interval", str(INTERVAL_S)),
         # Start a scheduled run's process 3 s ahead (~2.5 s of imports here): Prefect's 10 s
         # would propose run N+1 while run N holds the nightly's single slot, and cancel it.
-        "--prefetch-seconds",
-        "3",
+        *("--prefetch-seconds", "3"),
     ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=prefect_server.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    info = Served(process=process, log=log, credentials_block=credentials_block, **folders)
-    try:
-        _wait_for_deployments(prefect_server, info, timeout=60)
-        yield info
-    finally:
-        _stop(process)
+    with serving(
+        options,
+        api_url=prefect_server.api_url,
+        env=prefect_server.env,
+        cwd=REPO,
+        log=root / "serve.log",
+        deployments=ALL_DEPLOYMENTS,
+        automations={"upscale-on-asset-uploaded", "publish-on-batch-completed"},
+        timeout_s=PATIENCE_S,
+    ) as serve:
+        yield Served(serve=serve, credentials_block=credentials_block, **folders)
 
 
 @pytest.fixture
@@ -235,15 +162,16 @@ async def runs_of(client: PrefectClient, deployment: str) -> list[FlowRun]:
 async def test_recurring_run_upscales_only_what_is_new_on_schedule(
     served: Served, client: PrefectClient, fresh_emulator: EmulatorServer
 ) -> None:
-    spec = UpscaleSpec()
-    mark_file = watermark_path(str(served.target), str(served.source), [spec])
+    mark_file = watermark_path(
+        str(served.target), str(served.source), DeploymentSettings().upscales
+    )
     write_images(served.source, 3)
 
     async def first_pass_done() -> bool:
         mark = load_watermark(mark_file, str(served.source))
         return mark.modified_at is not None and len(list(served.target.glob("tile*@*.png"))) == 3
 
-    await eventually(first_pass_done, 40, "a scheduled run to upscale the 3 inputs", served)
+    await eventually(first_pass_done, PATIENCE_S, "a scheduled run to upscale the 3 inputs", served)
     assert fresh_emulator.stats().jobs_created == 3
     quiet_since = datetime.now(UTC)
 
@@ -259,7 +187,7 @@ async def test_recurring_run_upscales_only_what_is_new_on_schedule(
         ]
         return later if len(later) >= 2 else None
 
-    await eventually(two_later_runs, 4 * INTERVAL_S + 20, "two more scheduled runs", served)
+    await eventually(two_later_runs, 4 * INTERVAL_S + PATIENCE_S, "two more scheduled runs", served)
     # Nothing new arrived: those runs submitted no job (and paid for nothing).
     stats = fresh_emulator.stats()
     assert stats.jobs_created == 3, stats
@@ -272,12 +200,13 @@ async def test_recurring_run_upscales_only_what_is_new_on_schedule(
         return any(served.target.glob("newcomer@*.png"))
 
     await eventually(
-        newcomer_done, 3 * INTERVAL_S + 20, "a scheduled run to take the newcomer", served
+        newcomer_done, 3 * INTERVAL_S + PATIENCE_S, "a scheduled run to take the newcomer", served
     )
     assert fresh_emulator.stats().jobs_created == 4
 
-    # The schedule: a run every INTERVAL_S, each started on time, except runs cancelled because
-    # the previous one still worked (the overlap guard; the next run caught up).
+    # The schedule: a run every INTERVAL_S, except runs cancelled because the previous one
+    # still worked (the overlap guard; the next run caught up). How late runs start depends on
+    # the machine's load: bench/deployment_latency.py measures it, no test asserts it.
     now = datetime.now(UTC)
     runs = sorted(
         (
@@ -289,22 +218,10 @@ async def test_recurring_run_upscales_only_what_is_new_on_schedule(
     )
     expected = [r.expected_start_time for r in runs if r.expected_start_time]
     gaps = {round((b - a).total_seconds(), 3) for a, b in itertools.pairwise(expected)}
+    assert gaps == {INTERVAL_S}, gaps
     # (A cancelled run has a start_time too: the moment it was cancelled.)
     started = [r for r in runs if r.start_time and r.state and not r.state.is_cancelled()]
-    delays = [
-        round((r.start_time - r.expected_start_time).total_seconds(), 2)
-        for r in started
-        if r.start_time and r.expected_start_time
-    ]
-    cancelled = [r.name for r in runs if r.state and r.state.is_cancelled()]
-    print(f"scheduled runs: {len(runs)}, gaps {gaps} s, start delays {delays} s")
-    print(f"cancelled by the overlap guard: {cancelled}")
-    assert gaps == {INTERVAL_S}, gaps
     assert len(started) >= 4
-    # Runs may begin up to the prefetch early: the process is ready and the engine goes ahead.
-    # The first one may be late: it can fall due before serve polls (its time is set when the
-    # deployment is created) and its process starts cold.
-    assert all(-3.0 <= d < SCHEDULE_START_LIMIT_S for d in delays[1:]), delays
 
     # Quieten the schedule for the rest of the module.
     await client.pause_deployment((await client.read_deployment_by_name(NEW_ASSETS_NIGHTLY)).id)
@@ -317,7 +234,6 @@ async def test_asset_uploaded_starts_upscale_then_batch_completed_starts_publish
     images = make_images(landing, "landed", 2, (52, 36))
     before = {r.id for r in await runs_of(client, UPSCALE_ON_ASSET_UPLOADED)}
 
-    emitted_at = datetime.now(UTC)
     emit_event(
         event=ASSET_UPLOADED,
         resource={"prefect.resource.id": f"asset.landing.{landing.name}"},
@@ -328,14 +244,7 @@ async def test_asset_uploaded_starts_upscale_then_batch_completed_starts_publish
         runs = await runs_of(client, UPSCALE_ON_ASSET_UPLOADED)
         return next((r for r in runs if r.id not in before and r.start_time), None)
 
-    run = await eventually(started, 30, "an upscale-batch run started by the event", served)
-    assert run.start_time is not None and run.created is not None
-    created_after = (run.created - emitted_at).total_seconds()
-    latency = (run.start_time - emitted_at).total_seconds()
-    print(
-        f"asset.uploaded -> upscale-batch Running: {latency:.2f} s "
-        f"(flow run created after {created_after:.2f} s)"
-    )
+    run = await eventually(started, PATIENCE_S, "an upscale-batch run started by the event", served)
     assert run.parameters["inputs"] == str(landing)  # templated from payload.location
     assert run.parameters["target"] == str(served.target)  # the deployment's own parameter
 
@@ -343,7 +252,7 @@ async def test_asset_uploaded_starts_upscale_then_batch_completed_starts_publish
         current = await client.read_flow_run(run.id)
         return current if current.state and current.state.is_final() else None
 
-    done = await eventually(finished, 60, "the upscale-batch run to finish", served)
+    done = await eventually(finished, PATIENCE_S, "the upscale-batch run to finish", served)
     assert done.state is not None and done.state.is_completed(), done.state
     report = await done.state.aresult()  # persisted: the deployment's BatchReport
     outputs = outputs_of(report)
@@ -358,17 +267,10 @@ async def test_asset_uploaded_starts_upscale_then_batch_completed_starts_publish
                 return r if r.state.is_final() else None
         return None
 
-    publish = await eventually(published, 30, "publish-upscaled for those outputs", served)
+    publish = await eventually(published, PATIENCE_S, "publish-upscaled for those outputs", served)
     assert publish.state is not None and publish.state.is_completed(), publish.state
-    assert publish.start_time is not None and done.end_time is not None
-    handoff = (publish.start_time - done.end_time).total_seconds()
-    print(f"upscale-batch Completed -> publish-upscaled Running: {handoff:.2f} s")
     thumbnails = [served.published / thumbnail_name(o, 256) for o in outputs]
     assert all_exist(thumbnails)
-
-    # Timing last, so that a slow start fails the test without leaving its runs in flight.
-    assert created_after < EVENT_RUN_CREATED_LIMIT_S
-    assert latency < EVENT_START_LIMIT_S
 
 
 async def test_pipeline_hands_results_from_step_to_step(
@@ -400,7 +302,7 @@ async def test_pipeline_hands_results_from_step_to_step(
         published=str(tmp_path / "published-2"),
         credentials_block=served.credentials_block,
         upscale_deployment=UPSCALE_ON_DEMAND,
-        upscale_timeout_s=60,
+        upscale_timeout_s=PATIENCE_S,
     )
     assert remote.upscale_flow_run_id is not None
     run = await client.read_flow_run(uuid.UUID(remote.upscale_flow_run_id))

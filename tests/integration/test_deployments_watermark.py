@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 
 from blocks.credentials import ScenarioCredentials
-from deployments.serve import parse_command_line
 from flows.pipeline import upscale_new_assets
 from scenario_upscale.batch import UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
@@ -121,18 +120,6 @@ def test_an_empty_folder_or_glob_is_nothing_new_but_a_missing_source_is_an_error
     for unlistable in ("https://example.com/a.png", "asset_123"):
         with pytest.raises(InvalidInput, match="cannot be listed"):
             list_source(unlistable)
-
-
-def test_serve_command_line() -> None:
-    settings, prefetch = parse_command_line(
-        ["--source", "in", "--interval", "30", "--parameters", '{"upscaleFactor": 4}']
-    )
-    assert settings.interval_s == 30 and prefetch == 10
-    assert settings.upscales_parameter() == [
-        {"model_id": "model_upscale-v3", "parameters": {"upscaleFactor": 4}}
-    ]
-    cron, _ = parse_command_line(["--cron", "0 3 * * *"])
-    assert cron.interval_s is None and cron.schedule().cron == "0 3 * * *"  # type: ignore[attr-defined]
 
 
 # -- the flow ------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from scenario_upscale.batch import journal_key
@@ -66,7 +68,7 @@ V3 = ModelSpec(
 
 
 def test_the_key_is_on_the_parameters_the_model_runs_with(tmp_path: Path) -> None:
-    """`python -m deployments.serve` ({}) and `prefect deploy` (upscaleFactor: 2): one job."""
+    """Parameters `{}` and `{"upscaleFactor": 2}` (the model's default) are one job."""
     journal = Journal(tmp_path / "j.jsonl", "emu")
     same = {
         journal_key(journal, "sha", V3, p)
@@ -91,3 +93,49 @@ def test_a_journal_keyed_on_the_parameters_as_given_is_still_found(tmp_path: Pat
     assert journal_key(journal, "sha3", V3, {}) == request_key(
         "sha3", V3.id, {"upscaleFactor": 2, "style": "standard"}
     )
+
+
+class _Announced(logging.Handler):
+    """Sets ``event`` when the journal logs, so a test waits for the message, not for a while."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.event = asyncio.Event()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self.event.set()
+
+
+async def test_a_second_run_on_the_same_target_waits_for_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "j.jsonl"
+    first, second = Journal(path, "emu"), Journal(path, "emu")
+    entered: list[str] = []
+    announced = _Announced()
+    logger = logging.getLogger("scenario_upscale.journal")
+    level = logger.level
+    logger.addHandler(announced)
+    logger.setLevel(logging.INFO)
+
+    async def second_run() -> None:
+        async with second.exclusive(poll_s=0.01):
+            entered.append("second")
+
+    try:
+        async with first.exclusive():
+            entered.append("first")
+            waiter = asyncio.create_task(second_run())
+            await asyncio.wait_for(announced.event.wait(), timeout=30)
+            assert announced.messages == [
+                f"another run is working on {path.parent}; waiting for it"
+            ]
+            assert not waiter.done()
+            first.write("submitted", key="k1", job_id="job_1")
+        await asyncio.wait_for(waiter, timeout=30)
+    finally:
+        logger.removeHandler(announced)
+        logger.setLevel(level)
+    assert entered == ["first", "second"]
+    # It read what the first run recorded once it had the lock: nothing is paid for twice.
+    assert second.jobs == {"k1": ("job_1", None)}
