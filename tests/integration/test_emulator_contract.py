@@ -287,6 +287,20 @@ async def test_multipart_upload_of_non_image_fails_with_message(
 # --- generate + jobs ---------------------------------------------------------------------
 
 
+async def test_the_sdk_mistypes_the_cost_only_dry_run_answer(client: AsyncScenario) -> None:
+    """The one upscale-path answer the strict SDK cannot parse, so the engine reads it raw.
+
+    The SDK types every ``generate`` answer as a job response with ``job`` required; the spec's
+    dry-run answer (269) carries only the cost. If an SDK release fixes the type, this fails and
+    the engine may go back to the typed call.
+    """
+    asset_id = await upload(client, make_png(40, 30))
+    with pytest.raises(scenario_sdk.APIResponseValidationError):
+        await client.generate.run_model(
+            "model_upscale-v3", body={"image": asset_id, "upscaleFactor": 2}, dry_run="true"
+        )
+
+
 async def test_dry_run_is_269_charges_nothing_and_matches_the_real_price(
     client: AsyncScenario, fresh_emulator: EmulatorServer
 ) -> None:
