@@ -9,14 +9,16 @@ the console level. What is written here, and why:
   pipes the server's output to a closed pipe (no log to read when it fails) and
   ``prefect server stop`` does not wait for the exit; ``SubprocessASGIServer`` (ephemeral mode,
   ``prefect.testing``) has no UI, prints to the terminal and picks ports in 8000-8999.
-- The early start: ``import prefect.settings`` imports all of ``prefect`` (~1.5 s idle), so
-  ``prefect_api`` entered before Prefect is imported starts the server first, in a process
-  that resolves its home and address with Prefect's settings, as this one does meanwhile; it is
-  stopped if the settings name an API. It keeps the start-up as fast as before
-  (``bench/prefect_startup.py``).
+- The early start: ``import prefect.settings`` imports the whole ``prefect`` package (the same
+  1,082 modules as ``import prefect``), so ``prefect_api`` entered before Prefect is imported
+  starts the server first, unless ``PREFECT_API_URL`` is in the environment or a server answers
+  on the environment's (or Prefect's default) address. That process resolves its home and
+  address with Prefect's settings, as this one does meanwhile; it is stopped if the settings
+  name an API. It keeps the start-up as fast as before (``bench/prefect_startup.py``).
 - ``drain_prefect_workers``: Prefect has no public flush for its event worker (the log handler's
-  ``flush`` drains logs only); ``drain_all`` of both workers sends what is queued before the
-  server stops, else Prefect retries at exit and prints connection errors.
+  ``flush`` drains logs only). ``drain_all``, a public classmethod of both workers' private base
+  ``QueueService``, sends what is queued before the server stops, else Prefect retries at exit
+  and prints connection errors.
 - ``wait_until_recorded``: the server writes task runs from events in batches after the client
   sent them; a server stopped at once loses the last ones.
 """
@@ -162,19 +164,27 @@ def _spawn(command: list[str], env: dict[str, str] | None, out: IO[bytes] | int)
 
 
 @contextlib.contextmanager
-def quiet_prefect_console(level: str) -> Iterator[None]:
-    """Prefect's console shows ``level`` and above; flow and task logs still reach the API."""
-    previous = os.environ.get(CONSOLE_LEVEL_ENV)
-    os.environ[CONSOLE_LEVEL_ENV] = level.upper()  # read by Prefect's setup_logging()
-    _reapply_logging()
+def _environ(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if previous is None:
-            os.environ.pop(CONSOLE_LEVEL_ENV)
+            os.environ.pop(name, None)
         else:
-            os.environ[CONSOLE_LEVEL_ENV] = previous
+            os.environ[name] = previous
+
+
+@contextlib.contextmanager
+def quiet_prefect_console(level: str) -> Iterator[None]:
+    """Prefect's console shows ``level`` and above; flow and task logs still reach the API."""
+    with _environ(CONSOLE_LEVEL_ENV, level.upper()):  # read by Prefect's setup_logging()
         _reapply_logging()
+        try:
+            yield
+        finally:
+            _reapply_logging()
 
 
 def _reapply_logging() -> None:
@@ -264,10 +274,10 @@ def _start_early(ui: bool) -> Popen[bytes] | None:
 
 @contextlib.contextmanager
 def prefect_api(*, ui: bool = True, startup_timeout: float = 120.0) -> Iterator[PrefectAPI]:
-    """Provide a Prefect API for the block (see the module docstring); quiet console.
+    """The configured API, else a local server's (reused or started); a quiet console.
 
-    ``PREFECT_API_URL`` points at it in Prefect's settings and in ``os.environ`` (for
-    subprocesses). Enter it before importing Prefect for the early start.
+    Enter it before importing Prefect for the early start. Prefect's console level is
+    ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` if set, else WARNING.
     """
     with contextlib.ExitStack() as stack:
         early = _start_early(ui)
@@ -287,8 +297,7 @@ def prefect_api(*, ui: bool = True, startup_timeout: float = 120.0) -> Iterator[
             stack.callback(wait_until_recorded, api.api_url)
         stack.callback(drain_prefect_workers)  # before the server stops (LIFO)
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api.api_url}))
-        stack.callback(_restore_env, "PREFECT_API_URL", os.environ.get("PREFECT_API_URL"))
-        os.environ["PREFECT_API_URL"] = api.api_url
+        stack.enter_context(_environ("PREFECT_API_URL", api.api_url))  # for subprocesses
         yield api
 
 
@@ -307,9 +316,8 @@ def _local(server: LocalPrefectServer, timeout: float) -> PrefectAPI:
                 raise
     if server.process is None:
         if _answers(server.api_url):
-            return PrefectAPI(server.api_url, default, "local-running", server.home, None, default)
+            return PrefectAPI(server.api_url, default, "local-running", server.home)
         with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
             if sock.connect_ex((server.host, server.port)) == 0:
                 server.port = find_free_port(server.host)
         server.start()
@@ -318,13 +326,6 @@ def _local(server: LocalPrefectServer, timeout: float) -> PrefectAPI:
     return PrefectAPI(
         server.api_url, ui_url, "local-started", server.home, server.log_file, default, later
     )
-
-
-def _restore_env(name: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
 
 
 if __name__ == "__main__":
