@@ -29,6 +29,7 @@ import contextlib
 import importlib
 import json
 import logging
+import logging.config
 import os
 import shlex
 import signal
@@ -179,20 +180,25 @@ def _environ(name: str, value: str) -> Iterator[None]:
 @contextlib.contextmanager
 def quiet_prefect_console(level: str) -> Iterator[None]:
     """Prefect's console shows ``level`` and above; flow and task logs still reach the API."""
-    with _environ(CONSOLE_LEVEL_ENV, level.upper()):  # read by Prefect's setup_logging()
-        _reapply_logging()
-        try:
+    try:
+        with _environ(CONSOLE_LEVEL_ENV, level.upper()):  # read when Prefect sets logging up
+            _apply_console_level()
             yield
-        finally:
-            _reapply_logging()
+    finally:
+        _apply_console_level()
 
 
-def _reapply_logging() -> None:
-    if "prefect" in sys.modules:  # else `import prefect` sets logging up with the variable
-        from prefect.logging import configuration
+def _apply_console_level() -> None:
+    """If Prefect's logging is set up already, give its "console" handler the variable's level.
 
-        if configuration.PROCESS_LOGGING_CONFIG:
-            configuration.setup_logging()  # incremental: updates the handlers' levels
+    By name, as Prefect's ``logging.yml`` declares it; an incremental ``dictConfig`` changes
+    only that handler's level (re-running Prefect's ``setup_logging`` would also reset loggers).
+    """
+    configuration = sys.modules.get("prefect.logging.configuration")
+    if configuration is not None and configuration.PROCESS_LOGGING_CONFIG:
+        level = os.environ.get(CONSOLE_LEVEL_ENV, "NOTSET")  # logging.yml's default: 0
+        handlers = {"console": {"level": level}}
+        logging.config.dictConfig({"version": 1, "incremental": True, "handlers": handlers})
 
 
 def drain_prefect_workers(timeout: float = 10.0) -> None:

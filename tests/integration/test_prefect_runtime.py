@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -23,11 +24,13 @@ import httpx
 import pytest
 
 from commands.prefect_runtime import (
+    CONSOLE_LEVEL_ENV,
     LocalPrefectServer,
     PrefectAPI,
     PrefectServerStartupError,
     find_free_port,
     prefect_api,
+    quiet_prefect_console,
 )
 from tests.prefect_server import PrefectTestServer
 
@@ -268,6 +271,19 @@ def test_prefect_api_uses_an_api_configured_in_prefect_toml(
     assert report["api_url"] == prefect_server.api_url
     # The server started early, before the settings were read, was stopped.
     assert not _listening(port)
+
+
+def test_quiet_prefect_console_sets_and_restores_prefects_console_handler() -> None:
+    import prefect.main  # noqa: F401  (sets Prefect's logging up, as flows do)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    (console,) = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    before, client_level = console.level, logging.getLogger("prefect.client").level
+    with quiet_prefect_console("error"):
+        assert console.level == logging.ERROR
+        assert os.environ[CONSOLE_LEVEL_ENV] == "ERROR"  # for subprocesses
+        assert logging.getLogger("prefect.client").level == client_level  # loggers untouched
+    assert console.level == before
 
 
 def test_view_hint_without_ui() -> None:
