@@ -146,15 +146,20 @@ class LocalPrefectServer:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL what is left after ``timeout`` s; idempotent."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)  # a stuck leader, or what it left behind
-        process.wait()
+        if process is not None:
+            _stop_group(process, timeout)
+
+
+def _stop_group(process: Popen[bytes], timeout: float = 10.0) -> None:
+    if process.returncode is not None:
+        return  # reaped already: its process group id may belong to someone else by now
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # a stuck leader, or what it left behind
+    process.wait()
 
 
 def _spawn(command: list[str], env: dict[str, str] | None, out: IO[bytes] | int) -> Popen[bytes]:
@@ -287,6 +292,8 @@ def prefect_api(*, ui: bool = True, startup_timeout: float = 120.0) -> Iterator[
     """
     with contextlib.ExitStack() as stack:
         early = _start_early(ui)
+        if early is not None:
+            stack.callback(_stop_group, early)
         stack.enter_context(quiet_prefect_console(os.environ.get(CONSOLE_LEVEL_ENV, "WARNING")))
         from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
