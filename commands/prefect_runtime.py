@@ -2,13 +2,14 @@
 
 Prefect decides everything it can: its settings (environment, profile, ``.env``,
 ``prefect.toml``, ``pyproject.toml``) name the API, home and address; ``prefect server start``
-runs the server; ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` and Prefect's ``setup_logging`` set
-the console level. What is written here, and why:
+runs the server; ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` sets the console level (INFO flow
+and task logs still go to the API). What is written here, and why:
 
-- ``LocalPrefectServer`` starts ``prefect server start`` (foreground) itself: ``--background``
-  pipes the server's output to a closed pipe (no log to read when it fails) and
-  ``prefect server stop`` does not wait for the exit; ``SubprocessASGIServer`` (ephemeral mode,
-  ``prefect.testing``) has no UI, prints to the terminal and picks ports in 8000-8999.
+- ``LocalPrefectServer`` runs ``prefect server start`` in the foreground itself: with
+  ``--background`` the server writes to pipes nobody reads once the CLI exits (no log when it
+  fails), the CLI returns before the server is healthy, and ``prefect server stop`` signals it
+  without waiting for the exit. ``SubprocessASGIServer`` (ephemeral mode, ``prefect.testing``)
+  serves no UI, prints to the terminal and takes a random port in 8000-8999.
 - The early start: ``import prefect.settings`` imports the whole ``prefect`` package (the same
   1,082 modules as ``import prefect``), so ``prefect_api`` entered before Prefect is imported
   starts the server first, unless ``PREFECT_API_URL`` is in the environment or a server answers
@@ -19,6 +20,8 @@ the console level. What is written here, and why:
   ``flush`` drains logs only). ``drain_all``, a public classmethod of both workers' private base
   ``QueueService``, sends what is queued before the server stops, else Prefect retries at exit
   and prints connection errors.
+- ``quiet_prefect_console``: Prefect reads that variable when it sets its logging up, at import;
+  if that happened already, the level is applied to Prefect's "console" handler by name.
 - ``wait_until_recorded``: the server writes task runs from events in batches after the client
   sent them; a server stopped at once loses the last ones.
 """
