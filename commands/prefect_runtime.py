@@ -1,57 +1,38 @@
-"""How this project's commands run Prefect: quickly, quietly, and visibly in the UI afterwards.
+"""The Prefect API a command talks to: the configured one, else a local server, quietly.
 
-Prefect's "local default" (no ``PREFECT_API_URL``) is *ephemeral mode*: every process that runs
-a flow imports the whole server stack, starts a temporary server subprocess that writes to the
-terminal, and stops it at exit. Measured on a 2-core machine (``bench/prefect_startup.py``):
-~8 s before the flow body starts (~12 s on a fresh ``PREFECT_HOME``), a telemetry ERROR line,
-INFO lines per task, an ``EventsWorker - Still processing items`` WARNING at exit, and, when the
-server is stopped while it persists events, ``Error flushing events`` / ``CancelledError``
-tracebacks from the server (its output is the terminal's).
+Prefect decides everything it can: its settings (environment, profile, ``.env``,
+``prefect.toml``, ``pyproject.toml``) name the API, home and address; ``prefect server start``
+runs the server; ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` sets the console level (INFO flow
+and task logs still go to the API). What is written here, and why:
 
-:func:`prefect_api` keeps the local default's *data* (the SQLite database in ``PREFECT_HOME``,
-``~/.prefect`` unless set, so ``prefect server start`` shows the runs later) but runs the server
-itself:
-
-1. If an API is configured (``PREFECT_API_URL`` from the environment, a profile, ``.env`` or
-   ``prefect.toml``: a running server or Prefect Cloud), it is used as is.
-2. Else, if a Prefect server already answers on the local default address
-   (``PREFECT_SERVER_API_HOST``:``PREFECT_SERVER_API_PORT``, ``127.0.0.1:4200``), it is used;
-   a second server on the same SQLite file would fight over it ("database is locked").
-3. Else a ``prefect server start`` subprocess is started on that address (or a free port if it
-   is taken) with the UI on, its output going to ``$PREFECT_HOME/logs/local-server.log``. The
-   server stack is never imported into this process; when no configuration source can name an
-   API (checked by reading the files, without importing Prefect) the server is started before
-   Prefect is imported, so the two overlap. Prefect's log/event workers are drained before the
-   server is stopped with SIGTERM, so nothing is lost and nothing is printed.
-
-   Same machine: 5.5 s to the flow body (0.69x ephemeral), 10.5 s on a fresh home.
-
-In all cases Prefect's console handler is raised to ``WARNING`` (flow and task logs still go to
-the API, so the UI shows them), and ``PREFECT_API_URL`` is set both in Prefect's settings context
-and in ``os.environ`` for subprocesses. For the early start to help, enter :func:`prefect_api`
-before importing Prefect (import the flows inside the block); otherwise it starts the server
-after Prefect's settings are read (6.9 s).
-
-Usage::
-
-    from commands.prefect_runtime import prefect_api
-
-    with prefect_api() as api:
-        state = asyncio.run(demo_flow(return_state=True))  # or any flow call
-        print(api.view_hint(state.state_details.flow_run_id))
-
-:class:`LocalPrefectServer` is the subprocess wrapper used here and by the test suite's
-``prefect_server`` fixture.
+- ``LocalPrefectServer`` runs ``prefect server start`` in the foreground itself: with
+  ``--background`` the server writes to pipes nobody reads once the CLI exits (no log when it
+  fails), the CLI returns before the server is healthy, and ``prefect server stop`` signals it
+  without waiting for the exit. ``SubprocessASGIServer`` (ephemeral mode, ``prefect.testing``)
+  serves no UI, prints to the terminal and takes a random port in 8000-8999.
+- The early start: ``import prefect.settings`` imports the whole ``prefect`` package (the same
+  1,082 modules as ``import prefect``), so ``prefect_api`` entered before Prefect is imported
+  starts the server first, unless ``PREFECT_API_URL`` is in the environment or a server answers
+  on the environment's (or Prefect's default) address. That process resolves its home and
+  address with Prefect's settings, as this one does meanwhile; it is stopped if the settings
+  name an API. It keeps the start-up as fast as before (``bench/prefect_startup.py``).
+- ``drain_prefect_workers``: Prefect has no public flush for its event worker (the log handler's
+  ``flush`` drains logs only). ``drain_all``, a public classmethod of both workers' private base
+  ``QueueService``, sends what is queued before the server stops, else Prefect retries at exit
+  and prints connection errors.
+- ``quiet_prefect_console``: Prefect reads that variable when it sets its logging up, at import;
+  if that happened already, the level is applied to Prefect's "console" handler by name.
+- ``wait_until_recorded``: the server writes task runs from events in batches after the client
+  sent them; a server stopped at once loses the last ones.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import concurrent.futures
 import contextlib
 import importlib
+import json
 import logging
+import logging.config
 import os
 import shlex
 import signal
@@ -59,102 +40,52 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
-from collections.abc import AsyncIterator, Iterator, Mapping
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from subprocess import DEVNULL, STDOUT, Popen
+from typing import IO, Literal
 from uuid import UUID
 
-import httpx
-
-__all__ = [
-    "DEFAULT_CONSOLE_LEVEL",
-    "LocalPrefectServer",
-    "PrefectAPI",
-    "PrefectServerStartupError",
-    "aprefect_api",
-    "drain_prefect_workers",
-    "find_free_port",
-    "prefect_api",
-    "quiet_prefect_console",
-]
-
-#: Level of Prefect's console handler inside :func:`prefect_api`: INFO records (flow/task
-#: progress, "Beginning flow run", "Finished in state Completed()") go to the API only.
-DEFAULT_CONSOLE_LEVEL = "WARNING"
-
-#: Environment variable read by Prefect's ``logging.yml`` loader
-#: (``PREFECT_LOGGING_[PATH]_[TO]_[KEY]``) for ``handlers.console.level``.
-_CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
-
+CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
 Source = Literal["configured", "local-running", "local-started"]
+# Local servers only: a proxy from the environment must not see these requests.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_CLIENT_ONLY = ("PREFECT_API_URL", "PREFECT_UI_URL")  # a server started here serves itself
 
 
 class PrefectServerStartupError(RuntimeError):
-    """The Prefect server subprocess exited or did not become healthy in time."""
-
-
-# --------------------------------------------------------------------------------------------
-# Local server subprocess
-# --------------------------------------------------------------------------------------------
+    """The Prefect server exited or was not healthy in time; the message has its log's tail."""
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on ``host`` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        return int(sock.getsockname()[1])
 
 
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Like uvicorn: a port whose last connections linger in TIME_WAIT is usable.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _is_healthy(api_url: str, timeout: float = 1.0) -> bool:
+def _answers(api_url: str, timeout: float = 1.0) -> bool:
     try:
-        response = httpx.get(f"{api_url}/health", timeout=timeout)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200 and response.text.strip() == "true"
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
+        with _LOCAL.open(f"{api_url}/health", timeout=timeout) as response:
+            return bool(response.read().strip() == b"true")
     except OSError:
-        return "<no log>"
-    return "\n".join(text.splitlines()[-lines:])
+        return False
+
+
+def server_log(home: Path) -> Path:
+    return Path(home) / "logs" / "local-server.log"
+
+
+def _server_args(ui: bool, log_level: str) -> list[str]:
+    return ["--ui" if ui else "--no-ui", "--analytics-off", "--log-level", log_level]
 
 
 class LocalPrefectServer:
-    """A ``prefect server start`` subprocess on SQLite, its output in a log file.
+    """``prefect server start`` in its own process group, its output in ``log_file``.
 
-    The process runs in its own session (Ctrl-C in the terminal does not reach it; the owner
-    stops it) and :meth:`stop` signals the whole process group, SIGTERM then SIGKILL, so no
-    process is left behind. An ``atexit`` hook stops it if the owner forgets to.
-
-    Args:
-        home: ``PREFECT_HOME`` of the server (database ``home/prefect.db`` unless ``database_url``
-            or the environment say otherwise).
-        host: Interface to listen on.
-        port: Port to listen on; a free one if ``None``. If the port turns out to be taken, a
-            free one is tried instead (up to 3 attempts).
-        ui: Serve the UI (``--ui``) or not (``--no-ui``).
-        log_file: Where the server's stdout/stderr go; ``home/logs/local-server.log`` if
-            ``None``. Truncated on start.
-        database_url: ``PREFECT_SERVER_DATABASE_CONNECTION_URL`` to force, e.g. a temporary
-            SQLite file; inherited from the environment / Prefect default if ``None``.
-        extra_env: More environment variables for the server (``PREFECT_SERVER_SERVICES_*``...).
-        log_level: ``PREFECT_SERVER_LOGGING_LEVEL`` of the server.
+    ``process`` adopts a server that :func:`prefect_api` started early instead of starting one.
     """
 
     def __init__(
@@ -165,293 +96,161 @@ class LocalPrefectServer:
         port: int | None = None,
         ui: bool = False,
         log_file: Path | None = None,
-        database_url: str | None = None,
-        extra_env: Mapping[str, str] | None = None,
         log_level: str = "WARNING",
+        extra_env: dict[str, str] | None = None,
+        process: Popen[bytes] | None = None,
     ) -> None:
-        self.home = Path(home)
-        self.host = host
+        self.home, self.host, self.ui = Path(home), host, ui
         self.port = port if port is not None else find_free_port(host)
-        self.ui = ui
-        self.log_file = (
-            log_file if log_file is not None else self.home / "logs" / "local-server.log"
-        )
-        self.database_url = database_url
-        self.extra_env = dict(extra_env or {})
-        self.log_level = log_level
-        self.process: subprocess.Popen[bytes] | None = None
-        self._atexit_registered = False
-
-    # -- addresses -------------------------------------------------------------------------
+        self.log_file = log_file or server_log(self.home)
+        self.log_level, self.extra_env, self.process = log_level, extra_env or {}, process
 
     @property
     def url(self) -> str:
-        """Base URL, also the UI's when ``ui`` is on: ``http://HOST:PORT``."""
         return f"http://{self.host}:{self.port}"
 
     @property
     def api_url(self) -> str:
-        """``http://HOST:PORT/api``: the value for ``PREFECT_API_URL``."""
         return f"{self.url}/api"
 
-    @property
-    def client_env(self) -> dict[str, str]:
-        """Variables a client subprocess (``prefect deploy``, ``serve``, a flow) needs."""
-        return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home)}
-
-    def server_env(self) -> dict[str, str]:
-        """The full environment the server process is started with."""
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_UI_URL")
-        }
-        env.update(
-            {
-                "PREFECT_HOME": str(self.home),
-                "PREFECT_SERVER_API_HOST": self.host,
-                "PREFECT_SERVER_API_PORT": str(self.port),
-                # No network on many machines: telemetry would only log errors.
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_SERVER_LOGGING_LEVEL": self.log_level,
-                "PREFECT_SERVER_UI_ENABLED": "true" if self.ui else "false",
-                # The UI must talk to this server even if a profile names another API.
-                "PREFECT_SERVER_UI_API_URL": self.api_url,
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        if self.database_url is not None:
-            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
-        env.update(self.extra_env)
-        return env
-
-    def command(self) -> list[str]:
-        """``python -m prefect server start ...`` with this interpreter (no PATH lookup)."""
-        return [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "--ui" if self.ui else "--no-ui",
-            "--analytics-off",
-        ]
-
-    # -- life cycle ------------------------------------------------------------------------
-
     def start(self) -> None:
-        """Start the process and return at once (see :meth:`wait_until_healthy`)."""
-        if self.process is not None:
-            raise RuntimeError("server already started")
-        self.home.mkdir(parents=True, exist_ok=True)
+        address = ["--host", self.host, "--port", str(self.port)]
+        command = [sys.executable, "-u", "-m", "prefect", "server", "start", *address]
+        command += _server_args(self.ui, self.log_level)
+        env = {k: v for k, v in os.environ.items() if k not in _CLIENT_ONLY}
+        env.update(PREFECT_HOME=str(self.home), **self.extra_env)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("wb") as log:
-            log.write(f"$ {shlex.join(self.command())}\n".encode())
+            log.write(f"$ {shlex.join(command)}\n".encode())
             log.flush()
-            self.process = subprocess.Popen(
-                self.command(),
-                env=self.server_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.home,
-            )
-        if not self._atexit_registered:
-            atexit.register(self.stop)
-            self._atexit_registered = True
+            self.process = _spawn(command, env, log)
 
     def wait_until_healthy(self, timeout: float = 90.0) -> None:
-        """Block until ``GET /api/health`` answers ``true``.
-
-        Raises:
-            PrefectServerStartupError: the process exited or ``timeout`` passed; the message
-                holds the tail of the server log.
-        """
         deadline = time.monotonic() + timeout
-        retries_left = 3
-        while True:
-            process = self.process
-            if process is None:
-                raise RuntimeError("server not started")
-            code = process.poll()
-            if code is not None:
-                log = _tail(self.log_file)
-                if retries_left and "already in use" in log:
-                    # Someone took the port between choosing it and binding it.
-                    retries_left -= 1
-                    self.process = None
-                    self.port = find_free_port(self.host)
-                    self.start()
-                    continue
+        while not _answers(self.api_url):
+            assert self.process is not None, "server not started"
+            if (code := self.process.poll()) is not None:
                 self.process = None
-                raise PrefectServerStartupError(
-                    f"Prefect server exited with code {code} before becoming healthy at "
-                    f"{self.api_url}. Last lines of {self.log_file}:\n{log}"
-                )
-            if _is_healthy(self.api_url):
-                return
+                raise self._error(f"exited with code {code} before becoming healthy")
             if time.monotonic() > deadline:
                 self.stop()
-                raise PrefectServerStartupError(
-                    f"Prefect server at {self.api_url} was not healthy after {timeout:.0f} s. "
-                    f"Last lines of {self.log_file}:\n{_tail(self.log_file)}"
-                )
+                raise self._error(f"was not healthy after {timeout:.0f} s")
             time.sleep(0.1)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL it after ``timeout`` s; idempotent."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        # The leader is gone; take down anything it left in its group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-    def __enter__(self) -> LocalPrefectServer:
-        self.start()
+    def _error(self, what: str) -> PrefectServerStartupError:
         try:
-            self.wait_until_healthy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+            tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-40:])
+        except OSError:
+            tail = "<no log>"
+        return PrefectServerStartupError(
+            f"Prefect server at {self.api_url} {what}. Last lines of {self.log_file}:\n{tail}"
+        )
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, SIGKILL what is left after ``timeout`` s; idempotent."""
+        process, self.process = self.process, None
+        if process is not None:
+            _stop_group(process, timeout)
 
 
-# --------------------------------------------------------------------------------------------
-# Console logging
-# --------------------------------------------------------------------------------------------
+def _stop_group(process: Popen[bytes], timeout: float = 10.0) -> None:
+    if process.returncode is not None:
+        return  # reaped already: its process group id may belong to someone else by now
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # a stuck leader, or what it left behind
+    process.wait()
 
 
-def _console_handlers() -> list[logging.Handler]:
-    """Prefect console handlers attached to any logger (none before Prefect set up logging)."""
-    if "prefect.logging.handlers" not in sys.modules:
-        return []
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    loggers: list[logging.Logger] = [logging.getLogger()]
-    loggers += [
-        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
-    ]
-    return [h for lg in loggers for h in lg.handlers if isinstance(h, PrefectConsoleHandler)]
+def _spawn(command: list[str], env: dict[str, str] | None, out: IO[bytes] | int) -> Popen[bytes]:
+    # A session of its own: Ctrl-C in the terminal does not reach it, stop() ends the group.
+    return subprocess.Popen(
+        command, env=env, stdin=DEVNULL, stdout=out, stderr=STDOUT, start_new_session=True
+    )
 
 
 @contextlib.contextmanager
-def quiet_prefect_console(level: str | int = DEFAULT_CONSOLE_LEVEL) -> Iterator[None]:
-    """Show only records at ``level`` or above on Prefect's console handler, then restore.
-
-    Only the *console handler* is raised: logger levels are untouched, so INFO flow and task
-    run logs still reach the API handler (and the UI). Works whether Prefect's logging is
-    already set up (handlers are adjusted) or not yet (``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL``
-    is read by ``setup_logging`` and inherited by subprocesses).
-    """
-    name = logging.getLevelName(level) if isinstance(level, int) else level.upper()
-    numeric = logging.getLevelName(name)
-    if not isinstance(numeric, int):
-        raise ValueError(f"unknown logging level {level!r}")
-    previous_env = os.environ.get(_CONSOLE_LEVEL_ENV)
-    os.environ[_CONSOLE_LEVEL_ENV] = name
-    previous_levels = [(h, h.level) for h in _console_handlers()]
-    for handler, _ in previous_levels:
-        handler.setLevel(numeric)
+def _environ(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
-        for handler, old in previous_levels:
-            handler.setLevel(old)
-        if previous_env is None:
-            os.environ.pop(_CONSOLE_LEVEL_ENV, None)
+        if previous is None:
+            os.environ.pop(name, None)
         else:
-            os.environ[_CONSOLE_LEVEL_ENV] = previous_env
+            os.environ[name] = previous
 
 
-def wait_until_recorded(api_url: str, timeout: float = 10.0, interval: float = 0.5) -> None:
-    """Wait until a server has stored the task runs reported to it, before it is stopped.
+@contextlib.contextmanager
+def quiet_prefect_console(level: str) -> Iterator[None]:
+    """Prefect's console shows ``level`` and above; flow and task logs still reach the API."""
+    try:
+        with _environ(CONSOLE_LEVEL_ENV, level.upper()):  # read when Prefect sets logging up
+            _apply_console_level()
+            yield
+    finally:
+        _apply_console_level()
 
-    Task runs reach the database through events that the server's recorder writes in batches,
-    after the client has sent them: stopping the server at once loses the last ones (seen here:
-    8 of 12 task runs recorded). The count stops changing once the backlog is written.
+
+def _apply_console_level() -> None:
+    """If Prefect's logging is set up already, give its "console" handler the variable's level.
+
+    By name, as Prefect's ``logging.yml`` declares it; an incremental ``dictConfig`` changes
+    only that handler's level (re-running Prefect's ``setup_logging`` would also reset loggers).
     """
-    deadline = time.monotonic() + timeout
-    previous = -1
+    configuration = sys.modules.get("prefect.logging.configuration")
+    if configuration is not None and configuration.PROCESS_LOGGING_CONFIG:
+        level = os.environ.get(CONSOLE_LEVEL_ENV, "NOTSET")  # logging.yml's default: 0
+        handlers = {"console": {"level": level}}
+        logging.config.dictConfig({"version": 1, "incremental": True, "handlers": handlers})
+
+
+def drain_prefect_workers(timeout: float = 10.0) -> None:
+    """Send this process's queued logs and events to the API; call with no event loop running."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    # A worker draining a queue warns "Still processing items": progress, not a problem.
+    loggers = [logging.getLogger(name) for name in ("APILogWorker", "EventsWorker")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        APILogWorker.drain_all(timeout=timeout)
+        EventsWorker.drain_all(timeout=timeout)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def wait_until_recorded(api_url: str, timeout: float = 10.0) -> None:
+    """Return once the server's task run count stops changing (or after ``timeout`` s)."""
+    deadline, previous = time.monotonic() + timeout, -1
+    request = urllib.request.Request(
+        f"{api_url}/task_runs/count", data=b"{}", headers={"Content-Type": "application/json"}
+    )
     while time.monotonic() < deadline:
         try:
-            response = httpx.post(f"{api_url}/task_runs/count", json={}, timeout=interval * 4)
-            count = int(response.json())
-        except (httpx.HTTPError, ValueError):
+            with _LOCAL.open(request, timeout=2) as response:
+                count = int(json.load(response))
+        except (OSError, ValueError):
             return
         if count == previous:
             return
         previous = count
-        time.sleep(interval)
-
-
-def drain_prefect_workers(timeout: float = 10.0) -> None:
-    """Send this process's pending flow/task logs and events to the API, then stop the workers.
-
-    Call it before the API goes away; otherwise Prefect tries at interpreter exit and prints
-    connection errors. Blocking; from async code use ``await asyncio.to_thread(...)``.
-    """
-    with contextlib.suppress(RuntimeError):
-        asyncio.get_running_loop()
-        # drain_all() would return a coroutine here; do the blocking version in a thread.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(drain_prefect_workers, timeout).result()
-        return
-    # A stopped worker with items left warns "Still processing items: N items remaining..."
-    # (logger named after its class, propagating to the console): progress, not a problem.
-    progress_loggers = [logging.getLogger(name) for name in ("APILogWorker", "EventsWorker")]
-    previous = [lg.level for lg in progress_loggers]
-    for lg in progress_loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        if "prefect.logging.handlers" in sys.modules:
-            from prefect.logging.handlers import APILogWorker
-
-            APILogWorker.drain_all(timeout=timeout)
-        if "prefect.events.worker" in sys.modules:
-            from prefect.events.worker import EventsWorker
-
-            EventsWorker.drain_all(timeout=timeout)
-    finally:
-        for lg, level in zip(progress_loggers, previous, strict=True):
-            lg.setLevel(level)
-
-
-# --------------------------------------------------------------------------------------------
-# prefect_api()
-# --------------------------------------------------------------------------------------------
+        time.sleep(0.5)
 
 
 @dataclass(frozen=True)
 class PrefectAPI:
-    """The Prefect API a command talks to inside :func:`prefect_api`.
+    """The API in use: ``source`` says where it came from; ``ui_url`` is a UI reachable now.
 
-    Attributes:
-        api_url: ``PREFECT_API_URL`` in effect.
-        ui_url: Base URL of a UI reachable *now*, or ``None``.
-        source: ``"configured"`` (``PREFECT_API_URL`` was set: a server or Prefect Cloud),
-            ``"local-running"`` (a server already listened on the local default address) or
-            ``"local-started"`` (this process started one; it stops at the end of the block).
-        home: ``PREFECT_HOME``: the local database lives there unless configured otherwise.
-        server_log: Log file of the server this process started, else ``None``.
-        later_ui_url: Base UI URL after the command ended: for ``"local-started"`` the one
-            ``prefect server start`` serves (same database), else ``ui_url``.
-        later_command: What to run first to make ``later_ui_url`` reachable, or ``None``.
+    ``later_ui_url`` and ``later_command`` say where to see the runs after the command ended
+    (a local server this process started is gone by then).
     """
 
     api_url: str
@@ -463,232 +262,98 @@ class PrefectAPI:
     later_command: str | None = None
 
     def ui_url_for_flow_run(self, flow_run_id: UUID | str) -> str | None:
-        """UI page of a flow run, reachable while the block runs; ``None`` without a UI."""
         return f"{self.ui_url}/runs/flow-run/{flow_run_id}" if self.ui_url else None
 
-    def later_ui_url_for_flow_run(self, flow_run_id: UUID | str) -> str | None:
-        """UI page of a flow run after the command ended (see ``later_command``)."""
-        return f"{self.later_ui_url}/runs/flow-run/{flow_run_id}" if self.later_ui_url else None
-
     def view_hint(self, flow_run_id: UUID | str) -> str:
-        """One line telling a person how to see the flow run in the UI after the command."""
-        url = self.later_ui_url_for_flow_run(flow_run_id)
-        if url is None:
+        """One line telling a person where to see the flow run after the command."""
+        base = self.later_ui_url or self.ui_url
+        if base is None:
             return f"Flow run {flow_run_id} is recorded at {self.api_url}."
+        url = f"{base}/runs/flow-run/{flow_run_id}"
         if self.later_command:
             return f"To see this run in the Prefect UI: run `{self.later_command}`, then open {url}"
         return f"See this run in the Prefect UI: {url}"
 
 
-def _default_home() -> Path:
-    return Path("~/.prefect").expanduser()
-
-
-@dataclass
-class _Plan:
-    api: PrefectAPI
-    server: LocalPrefectServer | None
-
-
-_ADDRESS_KEYS = frozenset(
-    {"PREFECT_API_URL", "PREFECT_HOME", "PREFECT_SERVER_API_HOST", "PREFECT_SERVER_API_PORT"}
-)
-
-
-def _only_default_configuration() -> bool:
-    """True if no Prefect configuration source can name an API, home or server address.
-
-    Checked without importing Prefect (that takes ~1.5 s, which is what starting the server
-    early saves): the environment, the active profile in the profiles file, and the files
-    Prefect's settings read from the working directory (``.env``, ``prefect.toml``,
-    ``pyproject.toml [tool.prefect]``). Anything unusual answers False: the caller then decides
-    with Prefect's own settings, only later.
-    """
-    if any(k in os.environ for k in ("PREFECT_API_URL", "PREFECT_PROFILE")):
-        return False
-    cwd = Path.cwd()
-    env_file = cwd / ".env"
-    if env_file.is_file() and "PREFECT_" in env_file.read_text(errors="replace"):
-        return False
-    if (cwd / "prefect.toml").exists():
-        return False
-    pyproject = cwd / "pyproject.toml"
-    if pyproject.is_file() and "[tool.prefect" in pyproject.read_text(errors="replace"):
-        return False
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
-    profiles_path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml"))
-    if profiles_path.exists():
-        try:
-            profiles = tomllib.loads(profiles_path.read_text())
-        except (OSError, tomllib.TOMLDecodeError):
-            return False
-        active = str(profiles.get("active", "ephemeral"))
-        profile: object = profiles.get("profiles", {}).get(active)
-        if profile is None:
-            return active == "ephemeral"
-        return isinstance(profile, dict) and not (_ADDRESS_KEYS & set(profile))
-    return True
-
-
-def _start_early(*, ui: bool, log_file: Path | None) -> LocalPrefectServer | None:
-    """Start the local server before Prefect is imported, if the outcome is certain.
-
-    :func:`_plan` confirms the guess with Prefect's settings and stops the server if it was
-    wrong (it cannot be, short of a configuration source :func:`_only_default_configuration`
-    does not know about).
-    """
-    if "prefect.settings" in sys.modules or not _only_default_configuration():
+def _start_early(ui: bool) -> Popen[bytes] | None:
+    """Start a local server now if Prefect is not imported yet and may well want one."""
+    if "prefect" in sys.modules or "PREFECT_API_URL" in os.environ:
         return None
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     host = os.environ.get("PREFECT_SERVER_API_HOST", "127.0.0.1")
-    port = int(os.environ.get("PREFECT_SERVER_API_PORT", "4200"))
-    if _is_healthy(f"http://{host}:{port}/api", timeout=0.5):
-        return None
-    server = LocalPrefectServer(
-        home, host=host, port=port if _port_is_free(host, port) else None, ui=ui, log_file=log_file
-    )
-    server.start()
-    return server
-
-
-def _plan(*, ui: bool, log_file: Path | None, early: LocalPrefectServer | None = None) -> _Plan:
-    """Decide which API to use; start (not wait for) a local server if needed."""
-    from prefect.settings import get_current_settings
-
-    settings = get_current_settings()
-    home = Path(settings.home).expanduser()
-    host, port = settings.server.api.host, settings.server.api.port
-    if early is not None and (settings.api.url or (early.home, early.host) != (home, host)):
-        early.stop()
-        early = None
-    if settings.api.url:
-        ui_url = settings.ui_url
-        return _Plan(PrefectAPI(settings.api.url, ui_url, "configured", home, None, ui_url), None)
-
-    default_url = f"http://{host}:{port}"
-    later_command = "prefect server start"
-    if home != _default_home():
-        later_command = f"PREFECT_HOME={shlex.quote(str(home))} {later_command}"
-
-    if early is None and _is_healthy(f"{default_url}/api", timeout=0.5):
-        api = PrefectAPI(
-            f"{default_url}/api", default_url, "local-running", home, None, default_url
-        )
-        return _Plan(api, None)
-
-    server = early or LocalPrefectServer(
-        home, host=host, port=port if _port_is_free(host, port) else None, ui=ui, log_file=log_file
-    )
-    if server.process is None:
-        server.start()
-    api = PrefectAPI(
-        server.api_url,
-        server.url if ui else None,
-        "local-started",
-        home,
-        server_log=server.log_file,
-        later_ui_url=default_url,
-        later_command=later_command,
-    )
-    return _Plan(api, server)
-
-
-def _wait(plan: _Plan, timeout: float) -> PrefectAPI:
-    if plan.server is None:
-        return plan.api
-    # The flow machinery's import (~0.3-1 s) overlaps the server's start-up.
-    importlib.import_module("prefect.flow_engine")
-    plan.server.wait_until_healthy(timeout)
-    return PrefectAPI(
-        plan.server.api_url,  # the port may have changed on retry
-        plan.server.url if plan.server.ui else None,
-        plan.api.source,
-        plan.api.home,
-        plan.api.server_log,
-        plan.api.later_ui_url,
-        plan.api.later_command,
-    )
+    if _answers(f"http://{host}:{os.environ.get('PREFECT_SERVER_API_PORT', '4200')}/api", 0.5):
+        return None  # the usual case of a running server: nothing to start
+    command = [sys.executable, "-u", "-m", __name__, *_server_args(ui, "WARNING")]
+    return _spawn(command, None, DEVNULL)
 
 
 @contextlib.contextmanager
-def _use_api(api: PrefectAPI) -> Iterator[None]:
-    """Point Prefect's settings context and ``os.environ`` (for subprocesses) at ``api``."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def prefect_api(*, ui: bool = True, startup_timeout: float = 120.0) -> Iterator[PrefectAPI]:
+    """The configured API, else a local server's (reused or started); a quiet console.
 
-    previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = api.api_url
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: api.api_url}):
-            yield
-    finally:
-        if previous is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = previous
-
-
-@contextlib.contextmanager
-def prefect_api(
-    *,
-    ui: bool = True,
-    console_level: str | int | None = DEFAULT_CONSOLE_LEVEL,
-    startup_timeout: float = 120.0,
-    log_file: Path | None = None,
-) -> Iterator[PrefectAPI]:
-    """Provide a Prefect API for the block: the configured one, or a local server, quietly.
-
-    Args:
-        ui: Serve the UI from a server started here (costs nothing measurable at start-up).
-        console_level: Minimum level Prefect prints to the console (``None``: leave as is).
-        startup_timeout: Seconds to wait for a started server (a fresh database takes ~9 s on
-            2 cores, ~4.5 s afterwards).
-        log_file: Log of a started server; ``$PREFECT_HOME/logs/local-server.log`` by default.
-
-    Yields:
-        The :class:`PrefectAPI` in use. Flows called in the block (also via ``asyncio.run``,
-        which copies the context) and subprocesses started in it talk to it.
-
-    Raises:
-        PrefectServerStartupError: a local server could not be started (message has its log).
+    Enter it before importing Prefect for the early start. Prefect's console level is
+    ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` if set, else WARNING.
     """
     with contextlib.ExitStack() as stack:
-        if console_level is not None:
-            stack.enter_context(quiet_prefect_console(console_level))
-        early = _start_early(ui=ui, log_file=log_file)
+        early = _start_early(ui)
         if early is not None:
-            stack.callback(early.stop)
-        plan = _plan(ui=ui, log_file=log_file, early=early)
-        if plan.server is not None:
-            stack.callback(plan.server.stop)
-        api = _wait(plan, startup_timeout)
-        if early is not None or plan.server is not None:
+            stack.callback(_stop_group, early)
+        stack.enter_context(quiet_prefect_console(os.environ.get(CONSOLE_LEVEL_ENV, "WARNING")))
+        from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+        settings = get_current_settings()
+        home, host, port = Path(settings.home), settings.server.api.host, settings.server.api.port
+        server = LocalPrefectServer(home, host=host, port=port, ui=ui, process=early)
+        stack.callback(server.stop)
+        if settings.api.url:
+            server.stop()
+            api = PrefectAPI(settings.api.url, settings.ui_url, "configured", home)
+        else:
+            api = _local(server, startup_timeout)
+        if api.source == "local-started":
             stack.callback(wait_until_recorded, api.api_url)
-        stack.callback(drain_prefect_workers)  # runs before the server stops (LIFO)
-        stack.enter_context(_use_api(api))
+        stack.callback(drain_prefect_workers)  # before the server stops (LIFO)
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api.api_url}))
+        stack.enter_context(_environ("PREFECT_API_URL", api.api_url))  # for subprocesses
         yield api
 
 
-@contextlib.asynccontextmanager
-async def aprefect_api(
-    *,
-    ui: bool = True,
-    console_level: str | int | None = DEFAULT_CONSOLE_LEVEL,
-    startup_timeout: float = 120.0,
-    log_file: Path | None = None,
-) -> AsyncIterator[PrefectAPI]:
-    """:func:`prefect_api` for async code: waiting and stopping run in a worker thread."""
-    async with contextlib.AsyncExitStack() as stack:
-        if console_level is not None:
-            stack.enter_context(quiet_prefect_console(console_level))
-        early = _start_early(ui=ui, log_file=log_file)
-        if early is not None:
-            stack.push_async_callback(asyncio.to_thread, early.stop)
-        plan = await asyncio.to_thread(_plan, ui=ui, log_file=log_file, early=early)
-        if plan.server is not None:
-            stack.push_async_callback(asyncio.to_thread, plan.server.stop)
-        api = await asyncio.to_thread(_wait, plan, startup_timeout)
-        if early is not None or plan.server is not None:
-            stack.push_async_callback(asyncio.to_thread, wait_until_recorded, api.api_url)
-        stack.push_async_callback(asyncio.to_thread, drain_prefect_workers)
-        stack.enter_context(_use_api(api))
-        yield api
+def _local(server: LocalPrefectServer, timeout: float) -> PrefectAPI:
+    """Use the server on the local default address, or start one (on a free port if taken)."""
+    default = server.url
+    later = "prefect server start"
+    if server.home != Path("~/.prefect").expanduser():
+        later = f"PREFECT_HOME={shlex.quote(str(server.home))} {later}"
+    importlib.import_module("prefect.flow_engine")  # while the server starts
+    if server.process is not None:
+        try:
+            server.wait_until_healthy(timeout)
+        except PrefectServerStartupError as error:
+            if "already in use" not in str(error):  # the early start only probed the env's port
+                raise
+    if server.process is None:
+        if _answers(server.api_url):
+            return PrefectAPI(server.api_url, default, "local-running", server.home)
+        with socket.socket() as sock:
+            if sock.connect_ex((server.host, server.port)) == 0:
+                server.port = find_free_port(server.host)
+        server.start()
+        server.wait_until_healthy(timeout)
+    ui_url = server.url if server.ui else None
+    return PrefectAPI(
+        server.api_url, ui_url, "local-started", server.home, server.log_file, default, later
+    )
+
+
+if __name__ == "__main__":
+    # The early-started server: Prefect's settings give its home (hence its log), as in the
+    # process that started it; `prefect server start` takes its address from them too.
+    from prefect.cli import app
+    from prefect.settings import get_current_settings
+
+    log = server_log(get_current_settings().home)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    sys.argv = ["prefect", "server", "start", *sys.argv[1:]]
+    app()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from commands.prefect_runtime import LocalPrefectServer, drain_prefect_workers
 STARTUP_TIMEOUT_S = 90.0
 
 #: Variables the *server* is started with, on top of what LocalPrefectServer sets
-#: (home, host, port, SQLite URL, analytics off, UI off).
+#: (home, host, port, analytics off, UI off).
 SERVER_SETTINGS: dict[str, str] = {
     # Events and client-side task runs are written every 5 s by default; tests poll for them.
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
@@ -87,28 +86,13 @@ class PrefectTestServer:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _process_group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectTestServer]:
     """A real Prefect server for the whole session (see module docstring)."""
     home = tmp_path_factory.mktemp("prefect-home")
+    database = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db"}
     server = LocalPrefectServer(
-        home,
-        host="127.0.0.1",
-        ui=False,
-        log_file=home / "server.log",
-        database_url=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        extra_env=SERVER_SETTINGS,
-        log_level="INFO",
+        home, log_file=home / "server.log", log_level="INFO", extra_env=SERVER_SETTINGS | database
     )
     server.start()
     try:
@@ -118,7 +102,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         raise
     assert server.process is not None
     pid = server.process.pid
-    overrides = {**server.client_env, **CLIENT_SETTINGS}
+    overrides = {"PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(home), **CLIENT_SETTINGS}
     info = PrefectTestServer(
         api_url=server.api_url,
         url=server.url,
@@ -137,8 +121,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         # Deliver this process's pending logs/events while the server still listens.
         drain_prefect_workers(timeout=10)
         server.stop(timeout=10)
-        if _process_group_exists(pid):  # pragma: no cover - stop() SIGKILLs the group
-            os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
 """The session Prefect server fixture and ``commands.prefect_runtime.prefect_api``, for real.
 
-~25 s: the session server's start (~9 s, fresh database) and one subprocess that starts its own
-local server (~10 s, fresh database).
+On 2 idle cores ~35 s: the session server's start (~9 s, fresh database), one subprocess that
+starts its own local server (~10 s, fresh database) and two that use an existing one (~3 s).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -23,12 +24,13 @@ import httpx
 import pytest
 
 from commands.prefect_runtime import (
+    CONSOLE_LEVEL_ENV,
     LocalPrefectServer,
     PrefectAPI,
     PrefectServerStartupError,
-    aprefect_api,
     find_free_port,
     prefect_api,
+    quiet_prefect_console,
 )
 from tests.prefect_server import PrefectTestServer
 
@@ -103,11 +105,13 @@ async def test_in_process_flow_run_is_recorded_on_the_server(
 
 
 def test_prefect_api_uses_a_configured_api(prefect_client_settings: PrefectTestServer) -> None:
-    with prefect_api(console_level=None) as api:
+    with prefect_api() as api:
         assert api.source == "configured"
         assert api.api_url == prefect_client_settings.api_url
         assert api.server_log is None
         assert os.environ["PREFECT_API_URL"] == prefect_client_settings.api_url
+        state = asyncio.run(_trivial_flow()(n=2, return_state=True))
+        assert state.result() == 2
         run_id = UUID(int=1)
         assert (
             api.ui_url_for_flow_run(run_id)
@@ -118,14 +122,16 @@ def test_prefect_api_uses_a_configured_api(prefect_client_settings: PrefectTestS
         )
 
 
-async def test_aprefect_api_uses_a_configured_api(
-    prefect_client_settings: PrefectTestServer,
-) -> None:
-    async with aprefect_api(console_level=None) as api:
-        assert api.source == "configured"
-        state = await _trivial_flow()(n=2, return_state=True)
-        assert await state.result() == 2
-    assert api.api_url == prefect_client_settings.api_url
+def test_a_taken_port_names_the_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = LocalPrefectServer(tmp_path / "home", port=taken.getsockname()[1])
+        server.start()
+        with pytest.raises(PrefectServerStartupError, match=r"exited with code 1") as raised:
+            server.wait_until_healthy(timeout=120)
+    assert "already in use" in str(raised.value)
+    assert str(server.log_file) in str(raised.value)
 
 
 def test_startup_timeout_names_the_log_and_leaves_no_process(tmp_path: Path) -> None:
@@ -186,9 +192,8 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_prefect_api_local_default_is_clean_and_persists_the_run(tmp_path: Path) -> None:
-    home = tmp_path / "prefect-home"
-    port = find_free_port()  # not 4200: never touch a developer's own server
+def _run_child(tmp_path: Path, home: Path, port: int) -> dict[str, Any]:
+    """Run CHILD with Prefect's local default (no PREFECT_API_URL in the environment)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         {"PREFECT_HOME": str(home), "PREFECT_SERVER_API_PORT": str(port), "HOME": str(tmp_path)}
@@ -200,18 +205,25 @@ def test_prefect_api_local_default_is_clean_and_persists_the_run(tmp_path: Path)
         env=env,
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=300,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     for word in FORBIDDEN:
         assert word not in output, f"{word!r} in output:\n{output}"
     assert proc.stderr == "", proc.stderr  # INFO logs went to the API, not the console
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["result"] == sum(2 * i for i in range(N_TASKS))
+    return report
+
+
+def test_prefect_api_local_default_is_clean_and_persists_the_run(tmp_path: Path) -> None:
+    home = tmp_path / "prefect-home"
+    port = find_free_port()  # not 4200: never touch a developer's own server
+    report = _run_child(tmp_path, home, port)
 
     assert report["source"] == "local-started"
     assert report["api_url"] == f"http://127.0.0.1:{port}/api"
-    assert report["result"] == sum(2 * i for i in range(N_TASKS))
     assert Path(report["home"]) == home
     assert Path(report["server_log"]).is_relative_to(home)
     run_id = report["flow_run_id"]
@@ -235,6 +247,43 @@ def test_prefect_api_local_default_is_clean_and_persists_the_run(tmp_path: Path)
     assert state == "COMPLETED"
     assert n_tasks == N_TASKS
     assert "trivial flow body ran" in logs
+
+
+def test_prefect_api_reuses_a_server_on_the_local_default_address(
+    tmp_path: Path, prefect_server: PrefectTestServer
+) -> None:
+    port = int(prefect_server.url.rsplit(":", 1)[1])
+    report = _run_child(tmp_path, prefect_server.home, port)
+    assert report["source"] == "local-running"
+    assert report["api_url"] == prefect_server.api_url
+    assert report["hint"].endswith(f"{prefect_server.url}/runs/flow-run/{report['flow_run_id']}")
+    assert not (prefect_server.home / "logs" / "local-server.log").exists()  # none started
+
+
+def test_prefect_api_uses_an_api_configured_in_prefect_toml(
+    tmp_path: Path, prefect_server: PrefectTestServer
+) -> None:
+    (tmp_path / "prefect.toml").write_text(f'[api]\nurl = "{prefect_server.api_url}"\n')
+    home = tmp_path / "prefect-home"
+    port = find_free_port()
+    report = _run_child(tmp_path, home, port)
+    assert report["source"] == "configured"
+    assert report["api_url"] == prefect_server.api_url
+    # The server started early, before the settings were read, was stopped.
+    assert not _listening(port)
+
+
+def test_quiet_prefect_console_sets_and_restores_prefects_console_handler() -> None:
+    import prefect.main  # noqa: F401  (sets Prefect's logging up, as flows do)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    (console,) = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    before, client_level = console.level, logging.getLogger("prefect.client").level
+    with quiet_prefect_console("error"):
+        assert console.level == logging.ERROR
+        assert os.environ[CONSOLE_LEVEL_ENV] == "ERROR"  # for subprocesses
+        assert logging.getLogger("prefect.client").level == client_level  # loggers untouched
+    assert console.level == before
 
 
 def test_view_hint_without_ui() -> None:
