@@ -5,9 +5,20 @@ the Prefect server stores ~25 task runs/s, so one task per job per step would co
 jobs' own orchestration (see bench/). The engine's ``BatchSession`` holds the client, the job
 watcher and the slots, and is shared by the tasks of one flow run.
 
-Retries: every task is retried where repeating it cannot pay twice. ``submit_jobs`` is never
-retried by Prefect: the engine already reconciles a lost submit through ``GET /v1/jobs``, and a
-blind retry is exactly how integrations end up paying for a job twice.
+Retries: the engine retries every failure it can tell apart, one policy per kind
+(``scenario_upscale.retry``), and Prefect retries a task only where the engine cannot:
+
+* ``prepare-inputs``: once, after a pause, for a transient failure. The engine does not retry
+  listing or reading a source store (an fsspec ``OSError``), and prepare is the run's first
+  contact with the API: a model read that failed all its tries fails the whole batch, so one
+  more try after the read policy has given up covers a longer outage. Repeating it is free:
+  uploads are journaled by content hash and nothing is paid.
+* ``price-jobs``: never. Each dry run already went through the read policy; when it still
+  fails the API is down, and a rerun resumes from the journal without paying twice.
+* ``submit-jobs``: never. The engine reconciles a lost submit through ``GET /v1/jobs`` and
+  waits out the concurrency ceiling itself; a blind retry is how integrations pay twice.
+* ``poll-jobs``, ``collect-outputs``: never. The engine turns every API error into that item's
+  result, so a task retry could never fire; what is left is a bug, which another try repeats.
 """
 
 from __future__ import annotations
@@ -53,8 +64,10 @@ async def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) 
     return False
 
 
-def retrying_task(name: str) -> Callable[[Callable[P, Awaitable[R]]], Task[P, Awaitable[R]]]:
-    """A step task that retries transient failures with backoff and jitter.
+def step_task(
+    name: str, *, retries: int = 0
+) -> Callable[[Callable[P, Awaitable[R]]], Task[P, Awaitable[R]]]:
+    """A step task; with ``retries``, transient failures are retried with backoff and jitter.
 
     The session argument is a live object (HTTP pool, watcher): it is never hashed into a cache
     key and results are not persisted; the engine's journal is what resumes a batch.
@@ -63,14 +76,14 @@ def retrying_task(name: str) -> Callable[[Callable[P, Awaitable[R]]], Task[P, Aw
         name=name,
         cache_policy=NO_CACHE,
         persist_result=False,
-        retries=2,
+        retries=retries,
         retry_delay_seconds=_BACKOFF,
         retry_jitter_factor=0.5,
-        retry_condition_fn=transient,
+        retry_condition_fn=transient if retries else None,
     )
 
 
-@retrying_task("prepare-inputs")
+@step_task("prepare-inputs", retries=1)
 async def prepare_inputs(
     session: BatchSession, inputs: str | Iterable[str], upscales: Sequence[UpscaleSpec]
 ) -> Plan:
@@ -81,13 +94,13 @@ async def prepare_inputs(
     return await session.prepare(inputs, upscales)
 
 
-@retrying_task("price-jobs")
+@step_task("price-jobs")
 async def price_jobs(session: BatchSession, items: Sequence[BatchItem]) -> dict[str, Price]:
     """Dry-run price of each item not yet paid for (HTTP 269: nothing runs, nothing is charged)."""
     return await session.price(items)
 
 
-@task(name="submit-jobs", cache_policy=NO_CACHE, persist_result=False, retries=0)
+@step_task("submit-jobs")
 async def submit_jobs(
     session: BatchSession, items: Sequence[BatchItem]
 ) -> list[SubmittedItem | ItemResult]:
@@ -95,7 +108,7 @@ async def submit_jobs(
     return await session.submit(items)
 
 
-@retrying_task("poll-jobs")
+@step_task("poll-jobs")
 async def poll_jobs(
     session: BatchSession, submitted: Sequence[SubmittedItem]
 ) -> list[SubmittedItem | ItemResult]:
@@ -103,7 +116,7 @@ async def poll_jobs(
     return await session.wait(submitted)
 
 
-@retrying_task("collect-outputs")
+@step_task("collect-outputs")
 async def collect_outputs(
     session: BatchSession, finished: Sequence[SubmittedItem]
 ) -> list[ItemResult]:

@@ -33,7 +33,6 @@ from scenario_upscale.errors import (
     ScenarioBadRequest,
     ScenarioError,
     ScenarioNotFound,
-    ScenarioRateLimited,
 )
 from scenario_upscale.journal import Journal, default_journal_path, request_key
 from scenario_upscale.models import Job, ModelSpec, Price
@@ -45,6 +44,7 @@ from scenario_upscale.params import (
     scale_label,
 )
 from scenario_upscale.polling import JobWatcher, PollPolicy
+from scenario_upscale.retry import CeilingWait, retry
 from scenario_upscale.slots import JobSlots
 from scenario_upscale.sources import SourceFile
 
@@ -466,22 +466,26 @@ class BatchSession:
         return result
 
     async def _submit_unique(self, item: BatchItem) -> SubmittedItem | ItemResult:
-        attempt = 1
-        while True:
+        tries = 0
+
+        async def once() -> SubmittedItem:
+            nonlocal tries
+            tries += 1
             await self.slots.acquire()
             try:
                 # A 429 created nothing: after one, there is no earlier job to look for.
-                earlier = await self._find_earlier(item) if attempt == 1 else None
-                submitted = earlier or await self._submit_new(item)
-            except ScenarioRateLimited as error:
+                earlier = await self._find_earlier(item) if tries == 1 else None
+                return earlier or await self._submit_new(item)
+            except BaseException:
                 self.slots.release()
-                await self._wait_for_room(item, error, attempt)
-                attempt += 1
-                continue
-            except ScenarioError as error:
-                self.slots.release()
-                return self._failed(item, "failure", error)
-            break
+                raise
+
+        try:
+            submitted = await retry(
+                once, CeilingWait(self.slots, self.client.retry, item.source.name)
+            )
+        except ScenarioError as error:
+            return self._failed(item, "failure", error)
         job_id = submitted.job.job_id
         self._claimed.add(job_id)
         self.progress.submitted += 1
@@ -495,21 +499,6 @@ class BatchSession:
         future.add_done_callback(lambda _: self.slots.release(ended=True))
         self._watching[job_id] = future
         return submitted
-
-    async def _wait_for_room(
-        self, item: BatchItem, error: ScenarioRateLimited, attempt: int
-    ) -> None:
-        """The team's concurrency ceiling refused this submit: learn the ceiling, then wait for
-        one of our jobs to end (or back off when none of ours is in flight) and submit again."""
-        self.slots.lower(error.action_limit)
-        retry = self.client.retry
-        backoff = retry.wait_for(error, attempt) or retry.delay(attempt)
-        log.info(
-            "%s: concurrency ceiling reached (%d of ours in flight); submitting when one ends",
-            item.source.name,
-            self.slots.in_flight,
-        )
-        await self.slots.wait_for_room(backoff, retry.max_server_wait_s)
 
     async def _find_earlier(self, item: BatchItem) -> SubmittedItem | None:
         known = self.journal.jobs.get(item.key)
