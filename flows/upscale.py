@@ -6,34 +6,21 @@ and retryable, and ``flows.reporting`` shows progress, results and events.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import State
-from prefect.concurrency.asyncio import concurrency
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed
 
 from blocks.credentials import ScenarioCredentials
-from flows.lineage import record_outputs
-from flows.reporting import RunReporter, emit_batch_event, emit_item_events, publish_results
-from flows.tasks import collect_outputs, poll_jobs, prepare_inputs, price_jobs, submit_jobs
-from scenario_upscale.batch import (
-    BatchItem,
-    BatchReport,
-    BatchSession,
-    ItemResult,
-    SubmittedItem,
-    UpscaleSpec,
-    shards,
-)
+from flows.reporting import RunReporter, emit_batch_event, publish_results
+from flows.tasks import PrefectSteps
+from scenario_upscale.batch import BatchReport, BatchSession, ItemResult, UpscaleSpec
+from scenario_upscale.pipeline import BatchOptions, run_pipeline
 from scenario_upscale.polling import PollPolicy
 
 DEFAULT_CREDENTIALS_BLOCK = "scenario"
@@ -57,31 +44,6 @@ async def team_ceiling(name: str | None, default: int) -> int:
             )
             return default
     return max(1, limit.limit)
-
-
-@contextlib.asynccontextmanager
-async def _slots(name: str | None, occupy: int) -> AsyncIterator[None]:
-    # One acquire for the whole run: per-job acquires are slow under contention (prefect-notes).
-    if not name or occupy == 0:
-        yield
-        return
-    async with concurrency(name, occupy=occupy, strict=True):
-        yield
-
-
-async def _run_shard(session: BatchSession, shard: list[BatchItem]) -> list[ItemResult]:
-    submitted = await submit_jobs(session, shard)
-    results = [s for s in submitted if isinstance(s, ItemResult)]
-    waiting = [s for s in submitted if isinstance(s, SubmittedItem)]
-    finished = await poll_jobs(session, waiting) if waiting else []
-    results += [f for f in finished if isinstance(f, ItemResult)]
-    succeeded = [f for f in finished if isinstance(f, SubmittedItem)]
-    if succeeded:
-        collected = await collect_outputs(session, succeeded)
-        await record_outputs(collected)
-        results += collected
-    emit_item_events(results)
-    return results
 
 
 def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchReport]:
@@ -140,9 +102,14 @@ async def upscale_batch(
     """
     logger = get_run_logger()
     specs = upscales or [UpscaleSpec()]
-    started = datetime.now(UTC)
     credentials = cast(ScenarioCredentials, await ScenarioCredentials.aload(credentials_block))
     ceiling = min(max_concurrency, await team_ceiling(concurrency_limit, max_concurrency))
+    options = BatchOptions(
+        max_creative_units=max_creative_units,
+        dry_run_pricing=dry_run_pricing,
+        max_concurrency=ceiling,
+        shard_size=shard_size,
+    )
     reporter = RunReporter(f"Upscaling into `{target}`")
     await reporter.start()
     async with (
@@ -155,38 +122,9 @@ async def upscale_batch(
             on_progress=reporter.on_progress,
         ) as session,
     ):
-        plan = await prepare_inputs(session, inputs, specs)
-        logger.info(
-            "%d job(s) to run; %d input(s) already done, %d invalid",
-            len(plan.items),
-            sum(1 for r in plan.settled if r.status == "skipped"),
-            sum(1 for r in plan.settled if r.status == "invalid"),
+        report = await run_pipeline(
+            session, inputs, specs, options, PrefectSteps(concurrency_limit)
         )
-        emit_item_events(plan.settled)  # invalid inputs fail here, without a job
-        if plan.items and (dry_run_pricing or max_creative_units is not None):
-            prices = await price_jobs(session, plan.items)
-            total = session.check_budget(prices, max_creative_units)
-            logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
-        try:
-            async with _slots(concurrency_limit, min(ceiling, len(plan.items))):
-                groups = await asyncio.gather(
-                    *(_run_shard(session, shard) for shard in shards(plan.items, shard_size))
-                )
-        except asyncio.CancelledError:
-            logger.warning(
-                "Cancelled after submitting %d job(s), %g creative units committed. Scenario "
-                "cannot cancel upscale jobs: they finish and stay paid for. Rerun this batch "
-                "with the same parameters to collect them without paying again.",
-                session.progress.submitted,
-                session.progress.creative_units,
-            )
-            raise
-    report = BatchReport(
-        results=plan.settled + [r for group in groups for r in group],
-        creative_units=session.progress.creative_units,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-    )
     await reporter.finish()
     await publish_results(report, target)
     run = FlowRunContext.get()
