@@ -219,8 +219,9 @@ class PlainSteps:
 
 
 def shards(items: Sequence[BatchItem], size: int) -> list[list[BatchItem]]:
-    """Split ``items`` into consecutive shards of at most ``size``."""
-    return [list(items[i : i + size]) for i in range(0, len(items), max(1, size))]
+    """Split ``items`` into consecutive shards of at most ``size`` (at least one item each)."""
+    size = max(1, size)
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def check_budget(prices: dict[str, Price], budget: float | None) -> float:
