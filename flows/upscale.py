@@ -17,14 +17,25 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed
 
 from blocks.credentials import ScenarioCredentials
+from flows.options import (
+    DEFAULT_CONCURRENCY_LIMIT,
+    DEFAULT_CREDENTIALS_BLOCK,
+    DEFAULTS,
+    UpscaleOptions,
+)
 from flows.reporting import RunReporter, emit_batch_event, publish_results
 from flows.tasks import PrefectSteps
 from scenario_upscale.batch import BatchReport, BatchSession, ItemResult, UpscaleSpec
-from scenario_upscale.pipeline import BatchOptions, run_pipeline
+from scenario_upscale.pipeline import run_pipeline
 from scenario_upscale.polling import PollPolicy
 
-DEFAULT_CREDENTIALS_BLOCK = "scenario"
-DEFAULT_CONCURRENCY_LIMIT = "scenario-team-jobs"
+__all__ = [
+    "DEFAULT_CONCURRENCY_LIMIT",
+    "DEFAULT_CREDENTIALS_BLOCK",
+    "team_ceiling",
+    "upscale_batch",
+    "upscale_image",
+]
 
 
 async def team_ceiling(name: str | None, default: int) -> int:
@@ -60,16 +71,16 @@ def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchRep
 @flow(name="upscale-batch", log_prints=False)
 async def upscale_batch(
     inputs: list[str] | str,
-    target: str = "upscaled",
-    upscales: list[UpscaleSpec] | None = None,
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
-    max_creative_units: float | None = None,
-    dry_run_pricing: bool = True,
-    max_concurrency: int = 8,
-    concurrency_limit: str | None = DEFAULT_CONCURRENCY_LIMIT,
-    shard_size: int = 25,
-    job_deadline_minutes: float = 60.0,
-    fail_on_any_error: bool = False,
+    target: str = DEFAULTS.target,
+    upscales: list[UpscaleSpec] | None = DEFAULTS.upscales,
+    credentials_block: str = DEFAULTS.credentials_block,
+    max_creative_units: float | None = DEFAULTS.max_creative_units,
+    dry_run_pricing: bool = DEFAULTS.dry_run_pricing,
+    max_concurrency: int = DEFAULTS.max_concurrency,
+    concurrency_limit: str | None = DEFAULTS.concurrency_limit,
+    shard_size: int = DEFAULTS.shard_size,
+    job_deadline_minutes: float = DEFAULTS.job_deadline_minutes,
+    fail_on_any_error: bool = DEFAULTS.fail_on_any_error,
 ) -> BatchReport:
     """Upscale many images with one or more Scenario models into a target folder.
 
@@ -101,10 +112,11 @@ async def upscale_batch(
         >>> report = await upscale_batch("art/", "s3://assets/upscaled/", upscales=[spec])
     """
     logger = get_run_logger()
-    specs = upscales or [UpscaleSpec()]
     credentials = cast(ScenarioCredentials, await ScenarioCredentials.aload(credentials_block))
     ceiling = min(max_concurrency, await team_ceiling(concurrency_limit, max_concurrency))
-    options = BatchOptions(
+    options = UpscaleOptions(
+        target=target,
+        upscales=upscales,
         max_creative_units=max_creative_units,
         dry_run_pricing=dry_run_pricing,
         max_concurrency=ceiling,
@@ -122,9 +134,8 @@ async def upscale_batch(
             on_progress=reporter.on_progress,
         ) as session,
     ):
-        report = await run_pipeline(
-            session, inputs, specs, options, PrefectSteps(concurrency_limit)
-        )
+        steps = PrefectSteps(concurrency_limit)
+        report = await run_pipeline(session, inputs, options.specs, options, steps)
     await reporter.finish()
     await publish_results(report, target)
     run = FlowRunContext.get()
@@ -136,11 +147,11 @@ async def upscale_batch(
 @flow(name="upscale-image", log_prints=False)
 async def upscale_image(
     source: str,
-    target: str = "upscaled",
+    target: str = DEFAULTS.target,
     model_id: str = "model_upscale-v3",
     parameters: dict[str, Any] | None = None,
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
-    max_creative_units: float | None = None,
+    credentials_block: str = DEFAULTS.credentials_block,
+    max_creative_units: float | None = DEFAULTS.max_creative_units,
 ) -> ItemResult:
     """Upscale one image (a path, URL or asset id) into ``target``; fails if it fails.
 

@@ -56,8 +56,8 @@ class BatchOptions(BaseModel):
         default=None, description="Stop before anything is submitted if the dry-run total is above."
     )
     dry_run_pricing: bool = Field(default=True, description="Price every job first (free).")
-    max_concurrency: int = Field(default=8, ge=1, description="Jobs in flight at once.")
-    shard_size: int = Field(default=25, ge=1, description="Inputs per submit/wait/collect step.")
+    max_concurrency: int = Field(default=8, description="Jobs in flight at once.")
+    shard_size: int = Field(default=25, description="Inputs per submit/wait/collect step.")
 
 
 class Stream(Generic[T]):

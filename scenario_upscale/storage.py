@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import IO
@@ -89,6 +90,17 @@ def output_name(
     suffix = f"-{index + 1}" if index else ""
     tag = f".{variant}" if variant else ""
     return f"{stem}@{short}{label}{suffix}{tag}.{extension}"
+
+
+def absolute(location: str) -> str:
+    """A local path made absolute, a URL as it is: the same location from another directory
+    (a deployment's run works in its own).
+
+    Example:
+        >>> absolute("s3://bucket/out")
+        's3://bucket/out'
+    """
+    return location if "://" in location else os.path.abspath(location)
 
 
 def join(target: str, name: str) -> str:

@@ -43,9 +43,10 @@ from flows.reporting import (
     RELATED_OUTPUTS_LIMIT,
     RESULTS_ARTIFACT_KEY,
     emit_batch_event,
+    watching_progress,
 )
 from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, upscale_batch, upscale_image
-from scenario_upscale.batch import BatchReport, ItemResult, UpscaleSpec
+from scenario_upscale.batch import BatchReport, ItemResult, Progress, UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
 from tests.prefect_server import PrefectTestServer
 from tests.support import write_images
@@ -370,6 +371,26 @@ async def test_the_progress_artifact_moves_while_the_batch_runs(
     state = await run
     assert state.is_completed(), state.message
     assert any(0 < value < 100 for value in seen), seen  # it moved between start and end
+
+
+async def test_a_progress_listener_sees_the_counts_of_the_flows_it_watches(
+    credentials_block: str, scenario: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 2, size=(40, 30))
+    seen: list[Progress] = []
+    with watching_progress(seen.append):
+        state = await run_batch_flow(
+            credentials_block, inputs=str(tmp_path / "in"), target=str(tmp_path / "out")
+        )
+    assert state.is_completed(), state.message
+    assert seen and seen[-1].done == seen[-1].total == 2
+    assert seen[-1].creative_units > 0
+
+    after = len(seen)
+    await run_batch_flow(
+        credentials_block, inputs=str(tmp_path / "in"), target=str(tmp_path / "o2")
+    )
+    assert len(seen) == after  # outside the block, the listener is no longer called
 
 
 # -- failures -------------------------------------------------------------------------------------
