@@ -28,7 +28,7 @@ from flows.options import DEFAULTS, UpscaleOptions
 from flows.upscale import upscale_batch
 from scenario_upscale import sources
 from scenario_upscale.batch import BatchReport, UpscaleSpec
-from scenario_upscale.storage import absolute
+from scenario_upscale.storage import absolute, write_whole
 from scenario_upscale.watermark import (
     ListedInput,
     Watermark,
@@ -188,12 +188,8 @@ def _publish_one(output: str, destination: str, max_size: int) -> str | None:
     except (UnidentifiedImageError, OSError):
         return None
     published = f"{destination.rstrip('/')}/{thumbnail_name(output, max_size)}"
-    fs, path = fsspec.core.url_to_fs(published)
-    fs.makedirs(os.path.dirname(path), exist_ok=True)
     # Whole or not at all: a reader of the publish folder never sees half a thumbnail.
-    with fs.open(path + ".part", "wb") as out:
-        out.write(buffer.getvalue())
-    fs.mv(path + ".part", path)
+    write_whole(published, buffer.getvalue())
     return published
 
 

@@ -108,6 +108,14 @@ class Stream(Generic[T]):
 # -- the steps ----------------------------------------------------------------------------------
 
 
+def _pass_on(outcome: SubmittedItem | ItemResult, out: Stream[SubmittedItem]) -> ItemResult | None:
+    """An item still on its way goes to the next step; a settled one comes back as a result."""
+    if isinstance(outcome, ItemResult):
+        return outcome
+    out.put(outcome)
+    return None
+
+
 async def prepare(
     session: BatchSession, inputs: str | Iterable[str], specs: Sequence[UpscaleSpec]
 ) -> Plan:
@@ -133,11 +141,7 @@ async def submit(
     """
 
     async def one(item: BatchItem) -> ItemResult | None:
-        submitted = await session.submitter.submit(item)
-        if isinstance(submitted, ItemResult):
-            return submitted
-        out.put(submitted)
-        return None
+        return _pass_on(await session.submitter.submit(item), out)
 
     try:
         results = await asyncio.gather(*(one(item) for item in items))
@@ -152,11 +156,7 @@ async def wait(
     """Wait for each job of a shard as it arrives; each success goes into ``out`` as it ends."""
 
     async def one(submitted: SubmittedItem) -> ItemResult | None:
-        finished = await session.collector.wait(submitted)
-        if isinstance(finished, ItemResult):
-            return finished
-        out.put(finished)
-        return None
+        return _pass_on(await session.collector.wait(submitted), out)
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -15,10 +15,11 @@ original (contract §9).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import PurePosixPath
 from typing import IO
 
@@ -211,30 +212,67 @@ class _Rendition(RetryNow):
     pass
 
 
-async def _fetch_to(
-    cdn: httpx.AsyncClient, url: str, asset: Asset, dest: str, alternative: str | None
-) -> StoredOutput:
-    fs, path = fsspec.core.url_to_fs(dest)
-    part = path + ".part"
+class Staged:
+    """A file being written beside its final place (``<name>.part``), moved there only whole.
+
+    Attributes:
+        fs: The file system of both.
+        part: The path being written.
+        final: Where it goes once whole; may be changed before the end of ``staged``.
+    """
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, final: str) -> None:
+        self.fs = fs
+        self.final = final
+        self.part = final + ".part"
+
+
+@contextlib.contextmanager
+def staged(location: str) -> Iterator[Staged]:
+    """Write ``<location>.part``, then move it to its final place if the block ends normally;
+    on an exception it is removed. A reader, or a crash, never sees half a file under the final
+    name. On a local disk the move is an atomic rename; object stores have no partial objects.
+
+    Example:
+        >>> with staged("memory://doc/staged.txt") as out:
+        ...     with out.fs.open(out.part, "wb") as handle:
+        ...         _ = handle.write(b"whole")
+        >>> exists("memory://doc/staged.txt"), exists("memory://doc/staged.txt.part")
+        (True, False)
+    """
+    fs, path = fsspec.core.url_to_fs(location)
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if parent:
         fs.makedirs(parent, exist_ok=True)
+    target = Staged(fs, path)
     try:
-        stored = await _stream_to_part(cdn, url, asset, fs, part, dest)
-        if fs.isfile(path) and _sha256_of(fs, path) != stored.sha256:
+        yield target
+        fs.mv(target.part, target.final)
+    finally:
+        if fs.exists(target.part):
+            fs.rm(target.part)
+
+
+def write_whole(location: str, data: bytes) -> None:
+    """Write ``data`` to ``location`` whole or not at all (see ``staged``)."""
+    with staged(location) as out, out.fs.open(out.part, "wb") as handle:
+        handle.write(data)
+
+
+async def _fetch_to(
+    cdn: httpx.AsyncClient, url: str, asset: Asset, dest: str, alternative: str | None
+) -> StoredOutput:
+    with staged(dest) as out:
+        stored = await _stream_to_part(cdn, url, asset, out.fs, out.part, dest)
+        if out.fs.isfile(out.final) and _sha256_of(out.fs, out.final) != stored.sha256:
             if alternative is None:
                 raise DownloadFailed(
                     f"{dest} already holds a different file; not overwriting it with {asset.id}"
                 )
             log.warning("%s holds a different result; writing %s instead", dest, alternative)
-            fs, path = fsspec.core.url_to_fs(alternative)
+            out.final = fsspec.core.url_to_fs(alternative)[1]
             stored = stored.model_copy(update={"location": alternative})
-        # On a local disk mv is an atomic rename; object stores have no partial objects anyway.
-        fs.mv(part, path)
         return stored
-    finally:
-        if fs.exists(part):
-            fs.rm(part)
 
 
 async def _stream_to_part(
