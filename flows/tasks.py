@@ -22,6 +22,8 @@ Retries: the engine retries every failure it can tell apart, one policy per kind
   waits out the concurrency ceiling itself; a blind retry is how integrations pay twice.
 * ``poll-jobs``, ``collect-outputs``: never. The engine turns every API error into that item's
   result, so a task retry could never fire; what is left is a bug, which another try repeats.
+  (Nor could the three streaming steps of a shard be retried: a retry would find its input
+  stream already consumed.)
 """
 
 from __future__ import annotations

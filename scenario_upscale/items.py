@@ -45,6 +45,8 @@ class BatchItem(BaseModel):
 
 
 class SubmittedItem(BaseModel):
+    """An item with its job: submitted by this run, or taken over from an earlier one."""
+
     item: BatchItem
     job: Job
     creative_units: float | None = None
