@@ -1,7 +1,9 @@
 """The flows users run: ``upscale-batch`` (many inputs) and ``upscale-image`` (one).
 
-Thin orchestration: the engine does the work, the tasks in ``flows.tasks`` make its steps visible
-and retryable, and ``flows.reporting`` shows progress, results and events.
+Thin orchestration: the engine composes and does the work (``scenario_upscale.pipeline``, the
+same composition ``run_batch`` runs), ``flows.tasks.PrefectSteps`` runs each of its steps as a
+task, ``flows.options`` holds the parameters the flows share, and ``flows.reporting`` shows
+progress, results and events.
 """
 
 from __future__ import annotations
