@@ -108,6 +108,24 @@ class Stream(Generic[T]):
 # -- the steps ----------------------------------------------------------------------------------
 
 
+async def _each_as_it_comes(
+    arriving: AsyncIterator[T], start: Callable[[T], Awaitable[R]]
+) -> list[R]:
+    """``start`` each item the moment it arrives, all of them at once; their results in order.
+
+    ``gather`` rather than a TaskGroup: an unexpected error reaches the caller as itself, not
+    wrapped in an ExceptionGroup; the others are cancelled.
+    """
+    running: list[asyncio.Future[R]] = []
+    try:
+        async for item in arriving:
+            running.append(asyncio.ensure_future(start(item)))
+        return list(await asyncio.gather(*running))
+    finally:
+        for task in running:
+            task.cancel()  # nothing for those already done
+
+
 def _pass_on(outcome: SubmittedItem | ItemResult, out: Stream[SubmittedItem]) -> ItemResult | None:
     """An item still on its way goes to the next step; a settled one comes back as a result."""
     if isinstance(outcome, ItemResult):
@@ -159,11 +177,10 @@ async def wait(
         return _pass_on(await session.collector.wait(submitted), out)
 
     try:
-        async with asyncio.TaskGroup() as group:
-            waits = [group.create_task(one(s)) async for s in inbox]
+        results = await _each_as_it_comes(aiter(inbox), one)
     finally:
         out.close()
-    return [r for w in waits if (r := w.result()) is not None]
+    return [r for r in results if r is not None]
 
 
 async def collect(session: BatchSession, inbox: Stream[SubmittedItem]) -> list[ItemResult]:
@@ -171,11 +188,8 @@ async def collect(session: BatchSession, inbox: Stream[SubmittedItem]) -> list[I
 
     The jobs that ended together share one bulk asset read.
     """
-    async with asyncio.TaskGroup() as group:
-        downloads = [
-            group.create_task(session.collector.collect(batch)) async for batch in inbox.batches()
-        ]
-    return [r for d in downloads for r in d.result()]
+    groups = await _each_as_it_comes(inbox.batches(), session.collector.collect)
+    return [r for group in groups for r in group]
 
 
 # -- how a step runs ----------------------------------------------------------------------------

@@ -148,3 +148,15 @@ def test_shards_are_consecutive_and_at_most_the_size() -> None:
         ["4"],
     ]
     assert pipeline.shards(items, 0) == [[i] for i in items]
+
+
+async def test_an_unexpected_error_in_a_step_reaches_the_caller_as_itself() -> None:
+    session = _Session([_item("first"), _item("last")])
+    session.submitter.release_last.set()
+
+    async def broken(submitted: SubmittedItem) -> SubmittedItem:
+        raise RuntimeError("a bug in wait")
+
+    session.collector.wait = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="a bug in wait"):
+        await _run(session, PlainSteps())
