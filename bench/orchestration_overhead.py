@@ -332,11 +332,10 @@ class Bench:
                     on_progress=timeline,
                 )
             return None, report.count("success")
-        from flows.reporting import progress_listeners
+        from flows.reporting import watching_progress
         from flows.upscale import upscale_batch
 
-        progress_listeners.append(timeline)
-        try:
+        with watching_progress(timeline):
             state = await upscale_batch(
                 inputs=inputs,
                 target=target,
@@ -346,8 +345,6 @@ class Bench:
                 shard_size=config.shard_size,
                 return_state=True,
             )
-        finally:
-            progress_listeners.remove(timeline)
         report = await state.aresult(raise_on_failure=False)
         return state.state_details.flow_run_id, report.count("success")
 

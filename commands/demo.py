@@ -61,7 +61,7 @@ def _run(
     started: float,
 ) -> int:
     from blocks.credentials import ScenarioCredentials
-    from flows.reporting import progress_listeners
+    from flows.reporting import watching_progress
     from flows.upscale import upscale_batch
     from scenario_upscale.batch import BatchReport, UpscaleSpec
     from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
@@ -90,22 +90,18 @@ def _run(
         def show(p: BatchProgress) -> None:
             bar.update(task_id, total=p.total, completed=p.done, cu=p.creative_units)
 
-        progress_listeners.append(show)
-        try:
-            with bar:
-                state = asyncio.run(
-                    as_coroutine(
-                        upscale_batch(
-                            inputs=str(inputs),
-                            target=str(output),
-                            upscales=upscales,
-                            credentials_block=DEMO_BLOCK,
-                            return_state=True,
-                        )
+        with bar, watching_progress(show):
+            state = asyncio.run(
+                as_coroutine(
+                    upscale_batch(
+                        inputs=str(inputs),
+                        target=str(output),
+                        upscales=upscales,
+                        credentials_block=DEMO_BLOCK,
+                        return_state=True,
                     )
                 )
-        finally:
-            progress_listeners.remove(show)
+            )
         stats = emulator.stats()
     report = state.result(raise_on_failure=False)
     if not isinstance(report, BatchReport):

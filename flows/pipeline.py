@@ -24,9 +24,11 @@ from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, Field
 
-from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, DEFAULT_CREDENTIALS_BLOCK, upscale_batch
+from flows.options import DEFAULTS, UpscaleOptions
+from flows.upscale import upscale_batch
 from scenario_upscale import sources
 from scenario_upscale.batch import BatchReport, UpscaleSpec
+from scenario_upscale.storage import absolute, write_whole
 from scenario_upscale.watermark import (
     ListedInput,
     Watermark,
@@ -40,11 +42,6 @@ from scenario_upscale.watermark import (
 def outputs_of(report: BatchReport) -> list[str]:
     """Every output location of a batch, in result order (what the batch event names, too)."""
     return [o for r in report.results for o in r.outputs]
-
-
-def _absolute(location: str) -> str:
-    # A deployment run works in its own directory: hand it locations that mean the same there.
-    return location if "://" in location else os.path.abspath(location)
 
 
 def _flow_run_id() -> str | None:
@@ -98,13 +95,13 @@ async def advance_watermark(
 @flow(name="upscale-new-assets", log_prints=False)
 async def upscale_new_assets(
     source: str,
-    target: str = "upscaled",
-    upscales: list[UpscaleSpec] | None = None,
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
-    max_creative_units: float | None = None,
-    max_concurrency: int = 8,
-    concurrency_limit: str | None = DEFAULT_CONCURRENCY_LIMIT,
-    fail_on_any_error: bool = False,
+    target: str = DEFAULTS.target,
+    upscales: list[UpscaleSpec] | None = DEFAULTS.upscales,
+    credentials_block: str = DEFAULTS.credentials_block,
+    max_creative_units: float | None = DEFAULTS.max_creative_units,
+    max_concurrency: int = DEFAULTS.max_concurrency,
+    concurrency_limit: str | None = DEFAULTS.concurrency_limit,
+    fail_on_any_error: bool = DEFAULTS.fail_on_any_error,
 ) -> NewAssetsResult:
     """Upscale the images and videos added to ``source`` since the last successful run.
 
@@ -135,24 +132,23 @@ async def upscale_new_assets(
         (['s3://assets/incoming/hero.png'], ['s3://assets/upscaled/hero@upscale-v3x2.png'])
     """
     logger = get_run_logger()
-    specs = upscales or [UpscaleSpec()]
-    mark_path = watermark_path(target, source, specs)
-    new, mark = await find_new_assets(source, mark_path)
-    since = mark.modified_at.isoformat() if mark.modified_at else "the beginning"
-    if not new:
-        logger.info("Nothing new in %s since %s", source, since)
-        return NewAssetsResult(source=source, target=target, watermark=mark)
-    logger.info("%d new input(s) in %s since %s", len(new), source, since)
-    report = await upscale_batch(
-        inputs=[f.location for f in new],
+    options = UpscaleOptions(
         target=target,
-        upscales=specs,
+        upscales=upscales or [UpscaleSpec()],
         credentials_block=credentials_block,
         max_creative_units=max_creative_units,
         max_concurrency=max_concurrency,
         concurrency_limit=concurrency_limit,
         fail_on_any_error=fail_on_any_error,
     )
+    mark_path = watermark_path(target, source, options.specs)
+    new, mark = await find_new_assets(source, mark_path)
+    since = mark.modified_at.isoformat() if mark.modified_at else "the beginning"
+    if not new:
+        logger.info("Nothing new in %s since %s", source, since)
+        return NewAssetsResult(source=source, target=target, watermark=mark)
+    logger.info("%d new input(s) in %s since %s", len(new), source, since)
+    report = await upscale_batch(inputs=[f.location for f in new], **options.given())
     if report.ok:
         mark = await advance_watermark(mark_path, mark, new, _flow_run_id())
     else:
@@ -192,12 +188,8 @@ def _publish_one(output: str, destination: str, max_size: int) -> str | None:
     except (UnidentifiedImageError, OSError):
         return None
     published = f"{destination.rstrip('/')}/{thumbnail_name(output, max_size)}"
-    fs, path = fsspec.core.url_to_fs(published)
-    fs.makedirs(os.path.dirname(path), exist_ok=True)
     # Whole or not at all: a reader of the publish folder never sees half a thumbnail.
-    with fs.open(path + ".part", "wb") as out:
-        out.write(buffer.getvalue())
-    fs.mv(path + ".part", path)
+    write_whole(published, buffer.getvalue())
     return published
 
 
@@ -263,7 +255,7 @@ def _copy_all(source: str, staging: str) -> list[str]:
     copied = []
     for location in sources.expand(source):
         name = PurePosixPath(location).name
-        destination = f"{_absolute(staging).rstrip('/')}/{name}"
+        destination = f"{absolute(staging).rstrip('/')}/{name}"
         fs, path = fsspec.core.url_to_fs(destination)
         fs.makedirs(os.path.dirname(path), exist_ok=True)
         with fsspec.open(location, "rb") as src, fs.open(path, "wb") as dst:
@@ -291,11 +283,11 @@ async def _upscale_on_deployment(
 async def asset_pipeline(
     source: str,
     staging: str = "staging",
-    target: str = "upscaled",
+    target: str = DEFAULTS.target,
     published: str = "published",
-    upscales: list[UpscaleSpec] | None = None,
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
-    max_creative_units: float | None = None,
+    upscales: list[UpscaleSpec] | None = DEFAULTS.upscales,
+    credentials_block: str = DEFAULTS.credentials_block,
+    max_creative_units: float | None = DEFAULTS.max_creative_units,
     upscale_deployment: str | None = None,
     upscale_timeout_s: float = 3600.0,
 ) -> PipelineResult:
@@ -328,27 +320,25 @@ async def asset_pipeline(
     logger = get_run_logger()
     ingested = await ingest_assets(source, staging)
     logger.info("Ingested %d asset(s) into %s", len(ingested), staging)
-    specs = upscales or [UpscaleSpec()]
+    options = UpscaleOptions(
+        target=target,
+        upscales=upscales or [UpscaleSpec()],
+        credentials_block=credentials_block,
+        max_creative_units=max_creative_units,
+    )
     run_id: str | None = None
     if upscale_deployment:
+        # Only what this run was given: the deployment's own defaults stand for the rest.
         parameters = {
             "inputs": ingested,
-            "target": _absolute(target),
-            "upscales": [s.model_dump(mode="json") for s in specs],
-            "credentials_block": credentials_block,
-            "max_creative_units": max_creative_units,
+            **options.model_dump(mode="json", include=options.model_fields_set),
+            "target": absolute(target),
         }
         report, run_id = await _upscale_on_deployment(
             upscale_deployment, parameters, upscale_timeout_s
         )
     else:
-        report = await upscale_batch(
-            inputs=ingested,
-            target=target,
-            upscales=specs,
-            credentials_block=credentials_block,
-            max_creative_units=max_creative_units,
-        )
+        report = await upscale_batch(inputs=ingested, **options.given())
     thumbnails = await publish_upscaled(outputs_of(report), published)
     return PipelineResult(
         ingested=ingested, report=report, published=thumbnails, upscale_flow_run_id=run_id

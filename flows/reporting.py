@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -31,8 +32,28 @@ RELATED_OUTPUTS_LIMIT = 50
 batch event names at most this many outputs as resources; its payload always lists them all."""
 
 ProgressListener = Callable[[Progress], None]
-progress_listeners: list[ProgressListener] = []
-"""In-process observers of every batch's progress (the CLI draws its progress bar from here)."""
+_listeners: ContextVar[tuple[ProgressListener, ...]] = ContextVar(
+    "scenario_upscale_progress_listeners", default=()
+)
+
+
+@contextlib.contextmanager
+def watching_progress(listener: ProgressListener) -> Iterator[None]:
+    """Call ``listener`` with the counts of every batch run inside this block, in this process.
+
+    The hook for a terminal's progress bar: scoped to the caller's context (a context variable,
+    which the flow run and its tasks inherit), so nothing lingers once the block ends and two
+    callers in one process do not see each other's listeners.
+
+    Example:
+        >>> with watching_progress(lambda p: print(p.done, "of", p.total)):
+        ...     asyncio.run(upscale_batch("art/"))  # doctest: +SKIP
+    """
+    token = _listeners.set((*_listeners.get(), listener))
+    try:
+        yield
+    finally:
+        _listeners.reset(token)
 
 
 def resource_id_for(location: str) -> str:
@@ -52,7 +73,8 @@ def _related(location: str, role: str) -> dict[str, str]:
 
 
 class RunReporter:
-    """Keeps the progress artifact of one flow run current, at most once per ``interval_s``."""
+    """Keeps the progress artifact of one flow run current, at most once per ``interval_s``, and
+    tells the listeners of ``watching_progress`` (those in force where it is made)."""
 
     def __init__(self, description: str, interval_s: float = 1.0) -> None:
         self.description = description
@@ -60,6 +82,7 @@ class RunReporter:
         self._artifact_id: UUID | None = None
         self._latest = Progress()
         self._pending: asyncio.Task[None] | None = None
+        self._listeners = _listeners.get()
 
     async def start(self) -> None:
         self._artifact_id = await acreate_progress_artifact(
@@ -68,7 +91,7 @@ class RunReporter:
 
     def on_progress(self, progress: Progress) -> None:
         self._latest = progress
-        for listener in progress_listeners:
+        for listener in self._listeners:
             listener(progress)
         if self._artifact_id is not None and (self._pending is None or self._pending.done()):
             self._pending = asyncio.get_running_loop().create_task(self._flush_later())

@@ -1,39 +1,54 @@
-"""Prefect tasks: one per step of the engine's batch pipeline, each over a shard of items.
+"""Prefect tasks: one per step of the engine's batch pipeline, each over a shard of items, and
+``PrefectSteps``, the runner that makes ``scenario_upscale.pipeline.run_pipeline`` run each step
+as its task.
 
 A task per *shard* rather than per job keeps a batch of thousands within a few hundred task runs:
 the Prefect server stores ~25 task runs/s, so one task per job per step would cost more than the
-jobs' own orchestration (see bench/). The engine's ``BatchSession`` holds the client, the job
-watcher and the slots, and is shared by the tasks of one flow run.
+jobs' own orchestration (see bench/). The three tasks of a shard (submit, poll, collect) run at
+the same time, items streaming from one to the next. The engine's ``BatchSession`` holds the
+client, the job watcher and the slots, and is shared by the tasks of one flow run.
 
-Retries: every task is retried where repeating it cannot pay twice. ``submit_jobs`` is never
-retried by Prefect: the engine already reconciles a lost submit through ``GET /v1/jobs``, and a
-blind retry is exactly how integrations end up paying for a job twice.
+Retries: the engine retries every failure it can tell apart, one policy per kind
+(``scenario_upscale.retry``), and Prefect retries a task only where the engine cannot:
+
+* ``prepare-inputs``: once, after a pause, for a transient failure. The engine does not retry
+  listing or reading a source store (an fsspec ``OSError``), and prepare is the run's first
+  contact with the API: a model read that failed all its tries fails the whole batch, so one
+  more try after the read policy has given up covers a longer outage. Repeating it is free:
+  uploads are journaled by content hash and nothing is paid.
+* ``price-jobs``: never. Each dry run already went through the read policy; when it still
+  fails the API is down, and a rerun resumes from the journal without paying twice.
+* ``submit-jobs``: never. The engine reconciles a lost submit through ``GET /v1/jobs`` and
+  waits out the concurrency ceiling itself; a blind retry is how integrations pay twice.
+* ``poll-jobs``, ``collect-outputs``: never. The engine turns every API error into that item's
+  result, so a task retry could never fire; what is left is a bug, which another try repeats.
+  (Nor could the three streaming steps of a shard be retried: a retry would find its input
+  stream already consumed.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, ParamSpec, TypeVar
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ParamSpec, TypeVar, cast
 
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.concurrency.asyncio import concurrency
 from prefect.tasks import exponential_backoff
 
-from scenario_upscale.batch import (
-    BatchItem,
-    BatchSession,
-    ItemResult,
-    Plan,
-    SubmittedItem,
-    UpscaleSpec,
-)
+from flows.lineage import record_outputs
+from flows.reporting import emit_item_events
+from scenario_upscale import pipeline
+from scenario_upscale.batch import ItemResult
 from scenario_upscale.errors import (
     ScenarioConnectionError,
     ScenarioRateLimited,
     ScenarioServerError,
 )
-from scenario_upscale.models import Price
 
 _BACKOFF = exponential_backoff(backoff_factor=2)
 P = ParamSpec("P")
@@ -53,59 +68,79 @@ async def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) 
     return False
 
 
-def retrying_task(name: str) -> Callable[[Callable[P, Awaitable[R]]], Task[P, Awaitable[R]]]:
-    """A step task that retries transient failures with backoff and jitter.
+def step_task(
+    step: Callable[P, Awaitable[R]], name: str, *, retries: int = 0
+) -> Task[P, Awaitable[R]]:
+    """The engine's ``step`` as a task; with ``retries``, transient failures are retried with
+    backoff and jitter.
 
-    The session argument is a live object (HTTP pool, watcher): it is never hashed into a cache
-    key and results are not persisted; the engine's journal is what resumes a batch.
+    The session argument is a live object (HTTP pool, watcher), and the streams between the
+    steps of a shard too: never hashed into a cache key, results not persisted; the engine's
+    journal is what resumes a batch.
     """
     return task(
         name=name,
         cache_policy=NO_CACHE,
         persist_result=False,
-        retries=2,
+        retries=retries,
         retry_delay_seconds=_BACKOFF,
         retry_jitter_factor=0.5,
-        retry_condition_fn=transient,
-    )
+        retry_condition_fn=transient if retries else None,
+    )(step)
 
 
-@retrying_task("prepare-inputs")
-async def prepare_inputs(
-    session: BatchSession, inputs: str | Iterable[str], upscales: Sequence[UpscaleSpec]
-) -> Plan:
-    """Resolve the inputs, check the parameters against each model, upload what is new.
+prepare_inputs = step_task(pipeline.prepare, "prepare-inputs", retries=1)
+price_jobs = step_task(pipeline.price, "price-jobs")
+submit_jobs = step_task(pipeline.submit, "submit-jobs")
+poll_jobs = step_task(pipeline.wait, "poll-jobs")
+collect_outputs = step_task(pipeline.collect, "collect-outputs")
+_TASKS: dict[Callable[..., Any], Task[..., Any]] = {
+    pipeline.prepare: prepare_inputs,
+    pipeline.price: price_jobs,
+    pipeline.submit: submit_jobs,
+    pipeline.wait: poll_jobs,
+    pipeline.collect: collect_outputs,
+}
 
-    Uploads are keyed by content hash in the run's journal, so a retry re-uploads nothing.
+
+@contextlib.asynccontextmanager
+async def _slots(name: str | None, occupy: int) -> AsyncIterator[None]:
+    # One acquire for the whole run: per-job acquires are slow under contention (prefect-notes).
+    if not name or occupy == 0:
+        yield
+        return
+    async with concurrency(name, occupy=occupy, strict=True):
+        yield
+
+
+class PrefectSteps:
+    """Runs each step of the engine's pipeline as its Prefect task, within a flow run.
+
+    Args:
+        concurrency_limit: The global concurrency limit whose slots the run's jobs hold (the
+            team's ceiling, shared by every run), or None to run without one.
+
+    Example:
+        >>> report = await run_pipeline(session, inputs, specs, options, PrefectSteps(limit))
     """
-    return await session.prepare(inputs, upscales)
 
+    def __init__(self, concurrency_limit: str | None) -> None:
+        self.concurrency_limit = concurrency_limit
+        self._logger = get_run_logger()
 
-@retrying_task("price-jobs")
-async def price_jobs(session: BatchSession, items: Sequence[BatchItem]) -> dict[str, Price]:
-    """Dry-run price of each item not yet paid for (HTTP 269: nothing runs, nothing is charged)."""
-    return await session.price(items)
+    @property
+    def logger(self) -> logging.Logger | logging.LoggerAdapter[Any]:
+        return self._logger
 
+    async def run(self, step: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+        return cast(R, await _TASKS[step](*args, **kwargs))
 
-@task(name="submit-jobs", cache_policy=NO_CACHE, persist_result=False, retries=0)
-async def submit_jobs(
-    session: BatchSession, items: Sequence[BatchItem]
-) -> list[SubmittedItem | ItemResult]:
-    """Submit a shard (or take over jobs an earlier run submitted). Never retried blindly."""
-    return await session.submit(items)
+    async def settled(self, results: Sequence[ItemResult]) -> None:
+        """Lineage for new outputs, then a job event for each result."""
+        collected = [r for r in results if r.status == "success"]
+        if collected:
+            await record_outputs(collected)
+        emit_item_events(results)
 
-
-@retrying_task("poll-jobs")
-async def poll_jobs(
-    session: BatchSession, submitted: Sequence[SubmittedItem]
-) -> list[SubmittedItem | ItemResult]:
-    """Wait for a shard's jobs to reach a terminal status (one watcher serves all shards)."""
-    return await session.wait(submitted)
-
-
-@retrying_task("collect-outputs")
-async def collect_outputs(
-    session: BatchSession, finished: Sequence[SubmittedItem]
-) -> list[ItemResult]:
-    """Download a shard's outputs atomically into the target and record them in the journal."""
-    return await session.collect(finished)
+    def holding(self, jobs: int) -> AbstractAsyncContextManager[None]:
+        return _slots(self.concurrency_limit, jobs)

@@ -1,43 +1,43 @@
 """The flows users run: ``upscale-batch`` (many inputs) and ``upscale-image`` (one).
 
-Thin orchestration: the engine does the work, the tasks in ``flows.tasks`` make its steps visible
-and retryable, and ``flows.reporting`` shows progress, results and events.
+Thin orchestration: the engine composes and does the work (``scenario_upscale.pipeline``, the
+same composition ``run_batch`` runs), ``flows.tasks.PrefectSteps`` runs each of its steps as a
+task, ``flows.options`` holds the parameters the flows share, and ``flows.reporting`` shows
+progress, results and events.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import State
-from prefect.concurrency.asyncio import concurrency
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed
 
 from blocks.credentials import ScenarioCredentials
-from flows.lineage import record_outputs
-from flows.reporting import RunReporter, emit_batch_event, emit_item_events, publish_results
-from flows.tasks import collect_outputs, poll_jobs, prepare_inputs, price_jobs, submit_jobs
-from scenario_upscale.batch import (
-    BatchItem,
-    BatchReport,
-    BatchSession,
-    ItemResult,
-    SubmittedItem,
-    UpscaleSpec,
-    shards,
+from flows.options import (
+    DEFAULT_CONCURRENCY_LIMIT,
+    DEFAULT_CREDENTIALS_BLOCK,
+    DEFAULTS,
+    UpscaleOptions,
 )
+from flows.reporting import RunReporter, emit_batch_event, publish_results
+from flows.tasks import PrefectSteps
+from scenario_upscale.batch import BatchReport, BatchSession, ItemResult, UpscaleSpec
+from scenario_upscale.pipeline import run_pipeline
 from scenario_upscale.polling import PollPolicy
 
-DEFAULT_CREDENTIALS_BLOCK = "scenario"
-DEFAULT_CONCURRENCY_LIMIT = "scenario-team-jobs"
+__all__ = [
+    "DEFAULT_CONCURRENCY_LIMIT",
+    "DEFAULT_CREDENTIALS_BLOCK",
+    "team_ceiling",
+    "upscale_batch",
+    "upscale_image",
+]
 
 
 async def team_ceiling(name: str | None, default: int) -> int:
@@ -59,31 +59,6 @@ async def team_ceiling(name: str | None, default: int) -> int:
     return max(1, limit.limit)
 
 
-@contextlib.asynccontextmanager
-async def _slots(name: str | None, occupy: int) -> AsyncIterator[None]:
-    # One acquire for the whole run: per-job acquires are slow under contention (prefect-notes).
-    if not name or occupy == 0:
-        yield
-        return
-    async with concurrency(name, occupy=occupy, strict=True):
-        yield
-
-
-async def _run_shard(session: BatchSession, shard: list[BatchItem]) -> list[ItemResult]:
-    submitted = await submit_jobs(session, shard)
-    results = [s for s in submitted if isinstance(s, ItemResult)]
-    waiting = [s for s in submitted if isinstance(s, SubmittedItem)]
-    finished = await poll_jobs(session, waiting) if waiting else []
-    results += [f for f in finished if isinstance(f, ItemResult)]
-    succeeded = [f for f in finished if isinstance(f, SubmittedItem)]
-    if succeeded:
-        collected = await collect_outputs(session, succeeded)
-        await record_outputs(collected)
-        results += collected
-    emit_item_events(results)
-    return results
-
-
 def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchReport]:
     failed = [r for r in report.results if r.status not in ("success", "skipped")]
     if not failed:
@@ -98,16 +73,16 @@ def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchRep
 @flow(name="upscale-batch", log_prints=False)
 async def upscale_batch(
     inputs: list[str] | str,
-    target: str = "upscaled",
-    upscales: list[UpscaleSpec] | None = None,
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
-    max_creative_units: float | None = None,
-    dry_run_pricing: bool = True,
-    max_concurrency: int = 8,
-    concurrency_limit: str | None = DEFAULT_CONCURRENCY_LIMIT,
-    shard_size: int = 25,
-    job_deadline_minutes: float = 60.0,
-    fail_on_any_error: bool = False,
+    target: str = DEFAULTS.target,
+    upscales: list[UpscaleSpec] | None = DEFAULTS.upscales,
+    credentials_block: str = DEFAULTS.credentials_block,
+    max_creative_units: float | None = DEFAULTS.max_creative_units,
+    dry_run_pricing: bool = DEFAULTS.dry_run_pricing,
+    max_concurrency: int = DEFAULTS.max_concurrency,
+    concurrency_limit: str | None = DEFAULTS.concurrency_limit,
+    shard_size: int = DEFAULTS.shard_size,
+    job_deadline_minutes: float = DEFAULTS.job_deadline_minutes,
+    fail_on_any_error: bool = DEFAULTS.fail_on_any_error,
 ) -> BatchReport:
     """Upscale many images with one or more Scenario models into a target folder.
 
@@ -139,10 +114,16 @@ async def upscale_batch(
         >>> report = await upscale_batch("art/", "s3://assets/upscaled/", upscales=[spec])
     """
     logger = get_run_logger()
-    specs = upscales or [UpscaleSpec()]
-    started = datetime.now(UTC)
     credentials = cast(ScenarioCredentials, await ScenarioCredentials.aload(credentials_block))
     ceiling = min(max_concurrency, await team_ceiling(concurrency_limit, max_concurrency))
+    options = UpscaleOptions(
+        target=target,
+        upscales=upscales,
+        max_creative_units=max_creative_units,
+        dry_run_pricing=dry_run_pricing,
+        max_concurrency=ceiling,
+        shard_size=shard_size,
+    )
     reporter = RunReporter(f"Upscaling into `{target}`")
     await reporter.start()
     async with (
@@ -155,38 +136,8 @@ async def upscale_batch(
             on_progress=reporter.on_progress,
         ) as session,
     ):
-        plan = await prepare_inputs(session, inputs, specs)
-        logger.info(
-            "%d job(s) to run; %d input(s) already done, %d invalid",
-            len(plan.items),
-            sum(1 for r in plan.settled if r.status == "skipped"),
-            sum(1 for r in plan.settled if r.status == "invalid"),
-        )
-        emit_item_events(plan.settled)  # invalid inputs fail here, without a job
-        if plan.items and (dry_run_pricing or max_creative_units is not None):
-            prices = await price_jobs(session, plan.items)
-            total = session.check_budget(prices, max_creative_units)
-            logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
-        try:
-            async with _slots(concurrency_limit, min(ceiling, len(plan.items))):
-                groups = await asyncio.gather(
-                    *(_run_shard(session, shard) for shard in shards(plan.items, shard_size))
-                )
-        except asyncio.CancelledError:
-            logger.warning(
-                "Cancelled after submitting %d job(s), %g creative units committed. Scenario "
-                "cannot cancel upscale jobs: they finish and stay paid for. Rerun this batch "
-                "with the same parameters to collect them without paying again.",
-                session.progress.submitted,
-                session.progress.creative_units,
-            )
-            raise
-    report = BatchReport(
-        results=plan.settled + [r for group in groups for r in group],
-        creative_units=session.progress.creative_units,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-    )
+        steps = PrefectSteps(concurrency_limit)
+        report = await run_pipeline(session, inputs, options.specs, options, steps)
     await reporter.finish()
     await publish_results(report, target)
     run = FlowRunContext.get()
@@ -198,11 +149,11 @@ async def upscale_batch(
 @flow(name="upscale-image", log_prints=False)
 async def upscale_image(
     source: str,
-    target: str = "upscaled",
+    target: str = DEFAULTS.target,
     model_id: str = "model_upscale-v3",
     parameters: dict[str, Any] | None = None,
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
-    max_creative_units: float | None = None,
+    credentials_block: str = DEFAULTS.credentials_block,
+    max_creative_units: float | None = DEFAULTS.max_creative_units,
 ) -> ItemResult:
     """Upscale one image (a path, URL or asset id) into ``target``; fails if it fails.
 

@@ -21,7 +21,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import httpx
 import scenario_sdk
@@ -42,7 +42,14 @@ from scenario_upscale.errors import (
 )
 from scenario_upscale.models import Asset, Job, ModelSpec, Price, SubmittedJob, Upload
 from scenario_upscale.params import echo_matches, file_input, is_number
-from scenario_upscale.retry import RetryPolicy, call_with_retries
+from scenario_upscale.retry import (
+    ImportWait,
+    LostSubmit,
+    LostSubmitRetry,
+    NotYet,
+    RetryPolicy,
+    retry,
+)
 
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
 BASE64_UPLOAD_LIMIT = int(3.5 * 1024 * 1024)
@@ -58,7 +65,6 @@ MAX_LIST_PAGES = 10_000
 """A listing that still has a next page after this many is broken; we stop rather than loop."""
 
 log = logging.getLogger("scenario_upscale.api")
-T = TypeVar("T")
 
 
 def _iso(moment: datetime) -> str:
@@ -317,14 +323,8 @@ class ScenarioClient:
         return error
 
     async def _read(self, operation: str, call: Callable[[], Any]) -> Any:
-        """An idempotent call: retried on timeouts, 5xx and 429 as the retry policy says."""
-
-        def note(error: ScenarioError, attempt: int, wait: float) -> None:
-            log.debug("%s failed (%s); retry %d in %.2f s", operation, error, attempt, wait)
-
-        return await call_with_retries(
-            lambda: self._once(operation, call), self.retry, on_retry=note
-        )
+        """An idempotent call: retried on timeouts, 5xx and 429 as the read policy says."""
+        return await retry(lambda: self._once(operation, call), self.retry)
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -399,28 +399,21 @@ class ScenarioClient:
             lambda: self._sdk.uploads.retrieve(upload_id, project_id=self._project),
         )
         u = response.upload
-        return Upload(
-            id=u.id,
-            status=u.status,
-            part_urls=[p.url for p in (u.parts or [])],
-            asset_id=u.entity_id,
-            error=u.error_message,
-        )
+        return Upload(id=u.id, status=u.status, asset_id=u.entity_id, error=u.error_message)
 
     async def _wait_for_upload(self, upload_id: str, timeout_s: float = 600.0) -> str:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        delay = 0.2
-        while True:
+        async def imported() -> str:
             upload = await self.get_upload(upload_id)
             if upload.status == "failed":
                 raise InvalidInput(f"upload {upload_id} was refused: {upload.error}")
             if upload.asset_id and upload.status in ("imported", "complete"):
                 return upload.asset_id
-            if loop.time() > deadline:
-                raise ScenarioError(f"upload {upload_id} not imported after {timeout_s:g} s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 3.0)
+            raise NotYet(upload_id)
+
+        try:
+            return await retry(imported, ImportWait(timeout_s))
+        except NotYet:
+            raise ScenarioError(f"upload {upload_id} not imported after {timeout_s:g} s") from None
 
     async def get_asset(self, asset_id: str) -> Asset:
         """``GET /assets/{assetId}``: the asset with a freshly signed ``url`` to its original.
@@ -512,8 +505,11 @@ class ScenarioClient:
         """
         operation = f"POST /generate/custom/{model_id}"
         claimed = set(exclude_job_ids)
-        attempt = 1
-        while True:
+        tries = 0
+
+        async def once() -> SubmittedJob:
+            nonlocal tries
+            tries += 1
             # A margin for clock skew between us and the API server.
             since = datetime.now(UTC) - timedelta(minutes=2)
             try:
@@ -526,27 +522,24 @@ class ScenarioClient:
             except (ScenarioConnectionError, ScenarioServerError) as error:
                 log.warning("%s got no usable answer (%s); looking for the job", operation, error)
                 found = await self.find_job(model_id, body, created_after=since, exclude=claimed)
-                if found is not None:
-                    log.info(
-                        "%s: found job %s created by the lost request", operation, found.job_id
-                    )
-                    return SubmittedJob(
-                        job=found, creative_units=found.creative_units, reconciled=True
-                    )
-                if attempt >= reconcile_attempts:
-                    raise SubmitFailed(
-                        f"{operation}: {error}; no job was created for this input "
-                        f"after {attempt} tries, so nothing was charged"
-                    ) from error
-                await asyncio.sleep(self.retry.delay(attempt))
-                attempt += 1
-                continue
+                if found is None:
+                    raise LostSubmit(str(error)) from error
+                log.info("%s: found job %s created by the lost request", operation, found.job_id)
+                return SubmittedJob(job=found, creative_units=found.creative_units, reconciled=True)
             data = _as_dict(response)
             cost = data.get("creativeUnitsCost")
             return SubmittedJob(
                 job=_job_from_api(data["job"], cost),
                 creative_units=float(cost) if cost is not None else None,
             )
+
+        try:
+            return await retry(once, LostSubmitRetry(self.retry, reconcile_attempts))
+        except LostSubmit as lost:
+            raise SubmitFailed(
+                f"{operation}: {lost}; no job was created for this input "
+                f"after {tries} tries, so nothing was charged"
+            ) from lost.__cause__
 
     async def find_job(
         self,

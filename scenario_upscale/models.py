@@ -11,11 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobStatus = Literal[
-    "pending", "queued", "warming-up", "in-progress", "finalizing", "success", "failure", "canceled"
-]
-"""The official job statuses (contract §4), spelled as the API spells them."""
-
 Outcome = Literal["success", "failure", "canceled"]
 
 # Aliases seen in Scenario's own client code and docs (contract §4, §7.2). Accepting them costs
@@ -147,6 +142,5 @@ class Upload(_Model):
 
     id: str
     status: str
-    part_urls: list[str] = Field(default_factory=list)
     asset_id: str | None = None
     error: str | None = None

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
@@ -76,11 +76,9 @@ class _Tracked:
     future: asyncio.Future[Job]
     started: float
     last_seen: float
-    last_progress_change: float
-    misses: int = 0
     not_found: int = 0
     on_update: Callable[[Job], None] | None = None
-    idle_ticks: int = field(default=0)
+    idle_ticks: int = 0
 
 
 class JobWatcher:
@@ -136,7 +134,7 @@ class JobWatcher:
             future.set_result(job)
             return future
         now = time.monotonic()
-        self._tracked[job.job_id] = _Tracked(job, future, now, now, now, on_update=on_update)
+        self._tracked[job.job_id] = _Tracked(job, future, now, now, on_update=on_update)
         if job.created_at is not None:
             floor = job.created_at - timedelta(seconds=5)
             self._cursor = floor if self._cursor is None else min(self._cursor, floor)
@@ -269,7 +267,6 @@ class JobWatcher:
         if changed:
             if job.status != tracked.job.status:
                 log.info("job %s: %s → %s", job.job_id, tracked.job.status, job.status)
-            tracked.last_progress_change = now
             tracked.idle_ticks = 0
             tracked.job = job
             if tracked.on_update is not None:

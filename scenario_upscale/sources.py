@@ -43,7 +43,6 @@ class SourceFile(BaseModel):
     Attributes:
         location: Where it came from, as given or as found (path, URL or asset id).
         name: Its file name, used to name the output.
-        asset_id: Set when the input already is a Scenario asset (nothing to upload).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -56,7 +55,6 @@ class SourceFile(BaseModel):
     size: int
     width: int | None = None
     height: int | None = None
-    asset_id: str | None = None
 
 
 def is_asset_id(location: str) -> bool:

@@ -15,10 +15,11 @@ original (contract §9).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-import random
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import PurePosixPath
 from typing import IO
 
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from scenario_upscale.errors import DownloadFailed
 from scenario_upscale.models import Asset
+from scenario_upscale.retry import DownloadRetry, RetryNow, Transient, retry
 from scenario_upscale.sources import NotAVideo, probe_video
 
 log = logging.getLogger("scenario_upscale.storage")
@@ -60,21 +62,46 @@ class StoredOutput(BaseModel):
     height: int | None = None
 
 
-def output_name(source_name: str, model_id: str, scale: str, mime_type: str, index: int = 0) -> str:
-    """``<stem>@<model><scale>.<ext>``, predictable so reruns find their outputs.
+def output_name(
+    source_name: str,
+    model_id: str,
+    scale: str,
+    mime_type: str,
+    index: int = 0,
+    *,
+    variant: str | None = None,
+) -> str:
+    """``<stem>@<model><scale>[-<n>][.<variant>].<ext>``, predictable so reruns find their outputs.
+
+    The one place outputs are named. ``index`` numbers a job's further outputs (``-2``, ``-3``…);
+    ``variant`` tells apart a different result that would otherwise take an existing name.
 
     Example:
         >>> output_name("hero.png", "model_upscale-v3", "x4", "image/png")
         'hero@upscale-v3x4.png'
         >>> output_name("sky.jpg", "model_scenario-gemini-upscale", "4k", "image/png", index=1)
         'sky@scenario-gemini-upscale-4k-2.png'
+        >>> output_name("hero.png", "model_upscale-v3", "x4", "image/png", variant="0a1b2c3d")
+        'hero@upscale-v3x4.0a1b2c3d.png'
     """
     stem = PurePosixPath(source_name).stem
     short = model_id.removeprefix("model_")
     label = scale if scale.startswith("x") else f"-{scale}"
     extension = _EXTENSIONS.get(mime_type, PurePosixPath(source_name).suffix.lstrip(".") or "bin")
     suffix = f"-{index + 1}" if index else ""
-    return f"{stem}@{short}{label}{suffix}.{extension}"
+    tag = f".{variant}" if variant else ""
+    return f"{stem}@{short}{label}{suffix}{tag}.{extension}"
+
+
+def absolute(location: str) -> str:
+    """A local path made absolute, a URL as it is: the same location from another directory
+    (a deployment's run works in its own).
+
+    Example:
+        >>> absolute("s3://bucket/out")
+        's3://bucket/out'
+    """
+    return location if "://" in location else os.path.abspath(location)
 
 
 def join(target: str, name: str) -> str:
@@ -142,65 +169,110 @@ async def download(
         DownloadFailed: if the bytes never arrived whole, or are not what the asset announced.
     """
     url = asset.url
-    last_error = "no attempt made"
-    for attempt in range(1, attempts + 1):
+
+    async def once() -> StoredOutput:
+        nonlocal url
         try:
             return await _fetch_to(cdn, url, asset, destination, alternative)
         except _Expired:
             log.info("signed URL for %s expired; asking for a fresh one", asset.id)
             url = await refresh_url(asset.id)
-            last_error = "the signed URL kept expiring"
+            raise
         except _Rendition as error:
             # Not the pixels the asset announced: a transformed rendition, not the original.
             log.info("%s: %s; asking for a link to the original file", asset.id, error)
             url = await refresh_url(asset.id)
-            last_error = str(error)
-        except (httpx.TransportError, _Transient) as error:
-            transient = isinstance(error, _Transient)
-            last_error = str(error) if transient else f"{type(error).__name__}: {error}"
-            if attempt < attempts:
-                await asyncio.sleep(random.uniform(0, min(8.0, 0.5 * 2**attempt)))
-    raise DownloadFailed(
-        f"output {asset.id} could not be downloaded to {destination}: {last_error}"
-    )
+            raise
+
+    try:
+        return await retry(once, DownloadRetry(attempts))
+    except (_Expired, _Rendition, _Transient, httpx.TransportError) as error:
+        raise DownloadFailed(
+            f"output {asset.id} could not be downloaded to {destination}: {_why(error)}"
+        ) from None
 
 
-class _Expired(Exception):
+def _why(error: Exception) -> str:
+    if isinstance(error, _Expired):
+        return "the signed URL kept expiring"
+    if isinstance(error, httpx.TransportError):
+        return f"{type(error).__name__}: {error}"
+    return str(error)
+
+
+class _Expired(RetryNow):
     pass
 
 
-class _Transient(Exception):
+class _Transient(Transient):
     pass
 
 
-class _Rendition(Exception):
+class _Rendition(RetryNow):
     pass
+
+
+class Staged:
+    """A file being written beside its final place (``<name>.part``), moved there only whole.
+
+    Attributes:
+        fs: The file system of both.
+        part: The path being written.
+        final: Where it goes once whole; may be changed before the end of ``staged``.
+    """
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, final: str) -> None:
+        self.fs = fs
+        self.final = final
+        self.part = final + ".part"
+
+
+@contextlib.contextmanager
+def staged(location: str) -> Iterator[Staged]:
+    """Write ``<location>.part``, then move it to its final place if the block ends normally;
+    on an exception it is removed. A reader, or a crash, never sees half a file under the final
+    name. On a local disk the move is an atomic rename; object stores have no partial objects.
+
+    Example:
+        >>> with staged("memory://doc/staged.txt") as out:
+        ...     with out.fs.open(out.part, "wb") as handle:
+        ...         _ = handle.write(b"whole")
+        >>> exists("memory://doc/staged.txt"), exists("memory://doc/staged.txt.part")
+        (True, False)
+    """
+    fs, path = fsspec.core.url_to_fs(location)
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    target = Staged(fs, path)
+    try:
+        yield target
+        fs.mv(target.part, target.final)
+    finally:
+        if fs.exists(target.part):
+            fs.rm(target.part)
+
+
+def write_whole(location: str, data: bytes) -> None:
+    """Write ``data`` to ``location`` whole or not at all (see ``staged``)."""
+    with staged(location) as out, out.fs.open(out.part, "wb") as handle:
+        handle.write(data)
 
 
 async def _fetch_to(
     cdn: httpx.AsyncClient, url: str, asset: Asset, dest: str, alternative: str | None
 ) -> StoredOutput:
-    fs, path = fsspec.core.url_to_fs(dest)
-    part = path + ".part"
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    try:
-        stored = await _stream_to_part(cdn, url, asset, fs, part, dest)
-        if fs.isfile(path) and _sha256_of(fs, path) != stored.sha256:
+    with staged(dest) as out:
+        stored = await _stream_to_part(cdn, url, asset, out.fs, out.part, dest)
+        if out.fs.isfile(out.final) and _sha256_of(out.fs, out.final) != stored.sha256:
             if alternative is None:
                 raise DownloadFailed(
                     f"{dest} already holds a different file; not overwriting it with {asset.id}"
                 )
             log.warning("%s holds a different result; writing %s instead", dest, alternative)
-            fs, path = fsspec.core.url_to_fs(alternative)
+            out.final = fsspec.core.url_to_fs(alternative)[1]
             stored = stored.model_copy(update={"location": alternative})
-        # On a local disk mv is an atomic rename; object stores have no partial objects anyway.
-        fs.mv(part, path)
         return stored
-    finally:
-        if fs.exists(part):
-            fs.rm(part)
 
 
 async def _stream_to_part(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,9 +28,9 @@ from typing import Any
 import fsspec
 from pydantic import BaseModel, Field
 
-from scenario_upscale import sources
-from scenario_upscale.batch import UpscaleSpec
+from scenario_upscale import sources, storage
 from scenario_upscale.errors import InvalidInput
+from scenario_upscale.items import UpscaleSpec
 
 WATERMARK_FOLDER = ".scenario-upscale/watermarks"
 
@@ -116,12 +115,7 @@ def load_watermark(path: str, source: str) -> Watermark:
 
 def save_watermark(path: str, mark: Watermark) -> None:
     """Write the watermark whole or not at all (a ``.part`` file renamed into place)."""
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    fs.makedirs(os.path.dirname(fs_path), exist_ok=True)
-    part = fs_path + ".part"
-    with fs.open(part, "w") as handle:
-        handle.write(mark.model_dump_json(indent=2))
-    fs.mv(part, fs_path)
+    storage.write_whole(path, mark.model_dump_json(indent=2).encode())
 
 
 def _modified_at(fs: fsspec.AbstractFileSystem, path: str) -> datetime:

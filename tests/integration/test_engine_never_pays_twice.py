@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from scenario_upscale.api import ScenarioClient
-from scenario_upscale.batch import BatchSession, UpscaleSpec, run_batch
+from scenario_upscale.batch import BatchSession, Plan, UpscaleSpec, run_batch
 from scenario_upscale.emulator import EmulatorServer
 from scenario_upscale.journal import Journal, default_journal_path
 from tests.support import FAST_POLL, write_images
+
+
+@contextlib.asynccontextmanager
+async def _first_run(
+    client: ScenarioClient, tmp_path: Path, images: int
+) -> AsyncIterator[tuple[BatchSession, Plan]]:
+    """A first run over ``images`` new inputs in ``tmp_path/in``, up to its plan (what it does
+    next, and how it dies, is the test's)."""
+    write_images(tmp_path / "in", images)
+    async with BatchSession(client, str(tmp_path / "out")) as session:
+        yield session, await session.prepare(str(tmp_path / "in"), [UpscaleSpec()])
 
 
 async def test_a_generate_answer_dropped_after_the_job_was_created_is_reconciled(
@@ -70,11 +82,9 @@ async def test_a_rerun_of_a_finished_batch_creates_no_job(
 async def test_a_run_killed_after_submit_is_resumed_without_paying_again(
     client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    write_images(tmp_path / "in", 3)
     out = str(tmp_path / "out")
     # The first run submits, then dies before waiting or collecting anything.
-    async with BatchSession(client, out) as session:
-        plan = await session.prepare(str(tmp_path / "in"), [UpscaleSpec()])
+    async with _first_run(client, tmp_path, 3) as (session, plan):
         submitted = await session.submit(plan.items)
     assert len(submitted) == 3 and fresh_emulator.stats().jobs_created == 3
 
@@ -88,10 +98,8 @@ async def test_a_run_killed_after_submit_is_resumed_without_paying_again(
 async def test_a_run_killed_between_sending_a_submit_and_recording_it_is_reconciled(
     client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    write_images(tmp_path / "in", 2)
     out = str(tmp_path / "out")
-    async with BatchSession(client, out) as session:
-        plan = await session.prepare(str(tmp_path / "in"), [UpscaleSpec()])
+    async with _first_run(client, tmp_path, 2) as (session, plan):
         # What a crash leaves: "submitting" was written and the job created, "submitted" never.
         for item in plan.items:
             session.journal.write("submitting", key=item.key)

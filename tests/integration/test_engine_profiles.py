@@ -66,6 +66,19 @@ def _client(server: EmulatorServer, **overrides: Any) -> ScenarioClient:
     return ScenarioClient(**options)
 
 
+async def _unpriced(client: ScenarioClient, tmp_path: Path, **options: Any) -> BatchReport:
+    """``tmp_path/in`` upscaled into ``tmp_path/out`` with ``SPEC``, without a dry run first."""
+    return await run_batch(
+        client,
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        [SPEC],
+        poll=FAST_POLL,
+        dry_run_pricing=False,
+        **options,
+    )
+
+
 def _decoded_size(path: str) -> tuple[int, int]:
     with Image.open(path) as image:
         image.load()  # every pixel decodes, not only the header
@@ -148,14 +161,7 @@ async def test_a_lost_submit_is_reconciled_not_paid_twice(
     server = switch(profile, drop_generate_after_commit=1)
     inputs = write_images(tmp_path / "in", 2)
     async with _client(server, timeout_s=2.0) as client:
-        report = await run_batch(
-            client,
-            str(tmp_path / "in"),
-            str(tmp_path / "out"),
-            [SPEC],
-            poll=FAST_POLL,
-            dry_run_pricing=False,
-        )
+        report = await _unpriced(client, tmp_path)
     stats = server.stats()
     _assert_paid_once_and_collected(report, stats, inputs)
     assert stats.faults_injected.get("drop") == 1
@@ -170,15 +176,7 @@ async def test_the_plan_ceiling_without_a_retry_hint_fails_no_item(
     server = switch("ceiling-no-retry-hint", job_duration_s=1.0)
     inputs = write_images(tmp_path / "in", 6)
     async with _client(server) as client:
-        report = await run_batch(
-            client,
-            str(tmp_path / "in"),
-            str(tmp_path / "out"),
-            [SPEC],
-            poll=FAST_POLL,
-            max_concurrency=6,
-            dry_run_pricing=False,
-        )
+        report = await _unpriced(client, tmp_path, max_concurrency=6)
     stats = server.stats()
     _assert_paid_once_and_collected(report, stats, inputs)
     # Refused at least once, and the ceiling learnt: not one refusal per item per poll.
@@ -199,14 +197,7 @@ async def test_slots_held_by_another_client_are_waited_for_with_a_capped_backoff
                 path.read_bytes(), name=path.name, mime_type="image/png", kind="image"
             )
             await other.submit(SPEC.model_id, build_body(model, asset_id, SPEC.parameters))
-        report = await run_batch(
-            client,
-            str(tmp_path / "in"),
-            str(tmp_path / "out"),
-            [SPEC],
-            poll=FAST_POLL,
-            dry_run_pricing=False,
-        )
+        report = await _unpriced(client, tmp_path)
     stats = server.stats()
     assert report.ok, report.results
     assert stats.rate_limited >= 1  # refused while none of ours was in flight

@@ -43,9 +43,10 @@ from flows.reporting import (
     RELATED_OUTPUTS_LIMIT,
     RESULTS_ARTIFACT_KEY,
     emit_batch_event,
+    watching_progress,
 )
 from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, upscale_batch, upscale_image
-from scenario_upscale.batch import BatchReport, ItemResult, UpscaleSpec
+from scenario_upscale.batch import BatchReport, ItemResult, Progress, UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
 from tests.prefect_server import PrefectTestServer
 from tests.support import write_images
@@ -108,6 +109,18 @@ async def run_batch_flow(credentials_block: str, **parameters: Any) -> State[Bat
     parameters.setdefault("concurrency_limit", unique("gcl"))
     return await upscale_batch(  # type: ignore[no-any-return]
         credentials_block=credentials_block, return_state=True, **parameters
+    )
+
+
+async def run_on_folders(
+    credentials_block: str, tmp_path: Path, **parameters: Any
+) -> State[BatchReport]:
+    """The flow on the inputs in ``tmp_path/in``, into ``tmp_path/out``."""
+    return await run_batch_flow(
+        credentials_block,
+        inputs=str(tmp_path / "in"),
+        target=str(tmp_path / "out"),
+        **parameters,
     )
 
 
@@ -207,12 +220,7 @@ async def test_the_run_publishes_a_results_table_and_a_finished_progress_artifac
     credentials_block: str, scenario: EmulatorServer, tmp_path: Path
 ) -> None:
     write_images(tmp_path / "in", 2, size=(40, 30))
-    state = await run_batch_flow(
-        credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
-        upscales=TWO_MODELS,
-    )
+    state = await run_on_folders(credentials_block, tmp_path, upscales=TWO_MODELS)
     assert state.is_completed(), state.message
     report = await report_of(state)
 
@@ -244,12 +252,7 @@ async def test_the_run_announces_each_job_and_the_batch_with_its_outputs(
 ) -> None:
     write_images(tmp_path / "in", 2, size=(40, 30))
     since = datetime.now(UTC) - timedelta(seconds=5)
-    state = await run_batch_flow(
-        credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
-        upscales=TWO_MODELS,
-    )
+    state = await run_on_folders(credentials_block, tmp_path, upscales=TWO_MODELS)
     assert state.is_completed(), state.message
     report = await report_of(state)
     run = f"prefect.flow-run.{flow_run_id(state)}"
@@ -290,9 +293,7 @@ async def test_each_output_is_a_materialized_prefect_asset(
 ) -> None:
     write_images(tmp_path / "in", 2, size=(40, 30))
     since = datetime.now(UTC) - timedelta(seconds=5)
-    state = await run_batch_flow(
-        credentials_block, inputs=str(tmp_path / "in"), target=str(tmp_path / "out")
-    )
+    state = await run_on_folders(credentials_block, tmp_path)
     report = await report_of(state)
     run = f"prefect.flow-run.{flow_run_id(state)}"
     name = "prefect.asset.materialization.succeeded"
@@ -372,6 +373,24 @@ async def test_the_progress_artifact_moves_while_the_batch_runs(
     assert any(0 < value < 100 for value in seen), seen  # it moved between start and end
 
 
+async def test_a_progress_listener_sees_the_counts_of_the_flows_it_watches(
+    credentials_block: str, scenario: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 2, size=(40, 30))
+    seen: list[Progress] = []
+    with watching_progress(seen.append):
+        state = await run_on_folders(credentials_block, tmp_path)
+    assert state.is_completed(), state.message
+    assert seen and seen[-1].done == seen[-1].total == 2
+    assert seen[-1].creative_units > 0
+
+    after = len(seen)
+    await run_batch_flow(
+        credentials_block, inputs=str(tmp_path / "in"), target=str(tmp_path / "o2")
+    )
+    assert len(seen) == after  # outside the block, the listener is no longer called
+
+
 # -- failures -------------------------------------------------------------------------------------
 
 
@@ -381,12 +400,7 @@ async def test_a_failed_job_leaves_the_others_and_ends_partially_completed(
     write_images(tmp_path / "in", 3, size=(40, 30))
     scenario.configure(fail_next_n_jobs=1)
     since = datetime.now(UTC) - timedelta(seconds=5)
-    state = await run_batch_flow(
-        credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
-        upscales=[TWO_MODELS[0]],
-    )
+    state = await run_on_folders(credentials_block, tmp_path, upscales=[TWO_MODELS[0]])
 
     assert state.is_completed(), (state.name, state.message)
     assert state.name == "Partially completed"
@@ -426,10 +440,9 @@ async def test_fail_on_any_error_turns_a_failed_job_into_a_failed_run(
 ) -> None:
     write_images(tmp_path / "in", 2, size=(40, 30))
     scenario.configure(fail_next_n_jobs=1)
-    state = await run_batch_flow(
+    state = await run_on_folders(
         credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
+        tmp_path,
         upscales=[TWO_MODELS[0]],
         fail_on_any_error=True,
     )
@@ -449,12 +462,7 @@ async def test_an_input_that_is_not_an_image_fails_alone(
     broken = tmp_path / "in" / "broken.png"
     broken.write_bytes(b"this is not a png")
     since = datetime.now(UTC) - timedelta(seconds=5)
-    state = await run_batch_flow(
-        credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
-        upscales=[TWO_MODELS[0]],
-    )
+    state = await run_on_folders(credentials_block, tmp_path, upscales=[TWO_MODELS[0]])
 
     assert state.name == "Partially completed", (state.name, state.message)
     assert state.message is not None and "broken.png" in state.message
@@ -483,12 +491,7 @@ async def test_a_transient_api_failure_is_retried_by_the_task(
     write_images(tmp_path / "in", 1, size=(40, 30))
     attempts = 5  # RetryPolicy().attempts: the client gives up after this many 503s
     scenario.configure(fail_next_n_gets=attempts, fault_routes=["/v1/models/{modelId}"])
-    state = await run_batch_flow(
-        credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
-        upscales=[TWO_MODELS[0]],
-    )
+    state = await run_on_folders(credentials_block, tmp_path, upscales=[TWO_MODELS[0]])
 
     assert state.is_completed() and state.name == "Completed", (state.name, state.message)
     stats = scenario.stats()
@@ -501,10 +504,9 @@ async def test_a_batch_above_the_budget_fails_before_anything_is_charged(
     credentials_block: str, scenario: EmulatorServer, tmp_path: Path
 ) -> None:
     write_images(tmp_path / "in", 2, size=(40, 30))
-    state = await run_batch_flow(
+    state = await run_on_folders(
         credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
+        tmp_path,
         upscales=TWO_MODELS,
         max_creative_units=0.01,
     )
@@ -552,10 +554,9 @@ async def test_a_bad_parameter_fails_the_run_before_anything_is_uploaded_or_char
     credentials_block: str, scenario: EmulatorServer, tmp_path: Path
 ) -> None:
     write_images(tmp_path / "in", 2, size=(40, 30))
-    state = await run_batch_flow(
+    state = await run_on_folders(
         credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
+        tmp_path,
         upscales=[UpscaleSpec(model_id=V3, parameters={"upscaleFactor": 99})],
     )
 
@@ -635,10 +636,9 @@ async def test_the_global_concurrency_limit_is_created_on_first_use_and_left_fre
         with pytest.raises(ObjectNotFound):
             await client.read_global_concurrency_limit_by_name(name)
 
-    state = await run_batch_flow(
+    state = await run_on_folders(
         credentials_block,
-        inputs=str(tmp_path / "in"),
-        target=str(tmp_path / "out"),
+        tmp_path,
         upscales=TWO_MODELS,
         max_concurrency=3,
         concurrency_limit=name,

@@ -23,6 +23,7 @@ from scenario_upscale.sources import identify
 from tests.support import FAST_POLL, write_images, write_mp4
 
 SEEDVR = "model_seedvr-2-upscale-video"
+SEEDVR_X2 = UpscaleSpec(model_id=SEEDVR, parameters={"upscaleFactor": 2})
 
 
 def decoded(path: Path | str) -> tuple[set[tuple[int, int]], int, float]:
@@ -39,13 +40,7 @@ async def test_video_is_uploaded_in_parts_upscaled_and_really_re_encoded(
 ) -> None:
     video = write_mp4(tmp_path / "in" / "clip.mp4")
     out = tmp_path / "out"
-    report = await run_batch(
-        client,
-        str(video),
-        str(out),
-        [UpscaleSpec(model_id=SEEDVR, parameters={"upscaleFactor": 2})],
-        poll=FAST_POLL,
-    )
+    report = await run_batch(client, str(video), str(out), [SEEDVR_X2], poll=FAST_POLL)
     [result] = report.results
     assert result.status == "success", result.error
     assert result.outputs == [str(out / "clip@seedvr-2-upscale-videox2.mp4")]
@@ -63,13 +58,7 @@ async def test_video_is_uploaded_in_parts_upscaled_and_really_re_encoded(
     assert stats.jobs_created == 1 and stats.creative_units_charged == result.creative_units > 0
 
     # A rerun finds the output in place: nothing uploaded, submitted or paid again.
-    again = await run_batch(
-        client,
-        str(video),
-        str(out),
-        [UpscaleSpec(model_id=SEEDVR, parameters={"upscaleFactor": 2})],
-        poll=FAST_POLL,
-    )
+    again = await run_batch(client, str(video), str(out), [SEEDVR_X2], poll=FAST_POLL)
     [skipped] = again.results
     assert skipped.status == "skipped" and skipped.outputs == result.outputs
     assert (skipped.output_width, skipped.output_height) == (128, 96)

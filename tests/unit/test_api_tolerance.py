@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from scenario_upscale.api import BASE64_UPLOAD_LIMIT, ScenarioClient, read_dry_run
-from scenario_upscale.errors import ScenarioError, ScenarioProjectRefused
+from scenario_upscale.errors import InvalidInput, ScenarioError, ScenarioProjectRefused
 from scenario_upscale.models import ModelInput, ModelSpec
 from scenario_upscale.params import echo_matches, same_value
 
@@ -383,3 +383,27 @@ async def test_a_job_the_engine_cannot_read_is_a_clear_error() -> None:
             ScenarioError, match=r"a job in the API's answer could not be read \(KeyError: 'id'\)"
         ):
             _ = [job async for job in client.list_jobs()]
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        ("failed", InvalidInput, "upload upload_1 was refused: unsupported codec"),
+        ("pending", ScenarioError, "upload upload_1 not imported after 0 s"),
+    ],
+)
+async def test_an_upload_refused_or_never_imported_says_so(
+    status: str, error: type[Exception], message: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        upload = {
+            "id": "upload_1",
+            "status": status,
+            "errorMessage": "unsupported codec",
+            "parts": [{"number": 1, "url": "https://s3.test/part1", "expires": "x"}],
+        }
+        return httpx.Response(200, json={"upload": upload})
+
+    async with _client(handler) as client:
+        with pytest.raises(error, match=message):
+            await client._wait_for_upload("upload_1", timeout_s=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import httpx
@@ -20,7 +21,17 @@ from scenario_upscale.errors import (
     ScenarioServerError,
 )
 from scenario_upscale.models import terminal_outcome
-from scenario_upscale.retry import RetryPolicy
+from scenario_upscale.retry import (
+    DownloadRetry,
+    ImportWait,
+    LostSubmit,
+    LostSubmitRetry,
+    NotYet,
+    RetryNow,
+    RetryPolicy,
+    RetryRule,
+    retry,
+)
 
 
 @pytest.mark.parametrize(
@@ -126,3 +137,35 @@ def test_job_errors_read_well() -> None:
     late = JobTimedOut([f"job_{i}" for i in range(7)], 30)
     assert str(late).startswith("7 job(s) still running after 30 s: job_0, job_1")
     assert "…" in str(late) and "rerun to collect" in str(late)
+
+
+async def _count_tries(rule: RetryRule, errors: list[Exception]) -> int:
+    tries = 0
+
+    async def call() -> str:
+        nonlocal tries
+        tries += 1
+        if tries <= len(errors):
+            raise errors[tries - 1]
+        return "ok"
+
+    with contextlib.suppress(Exception):
+        await retry(call, rule)
+    return tries
+
+
+async def test_one_loop_applies_each_failure_kinds_policy() -> None:
+    fast = RetryPolicy(attempts=3, base_delay_s=0.001, max_delay_s=0.001)
+    server = ScenarioServerError("op", 503, "busy")
+    assert await _count_tries(fast, [server] * 5) == 3  # reads: gives up after ``attempts``
+    assert await _count_tries(fast, [ScenarioBadRequest("op", 400, "bad")]) == 1
+    # Downloads: a fresh URL is tried at once, a cut transfer after a backoff, 2 tries in all.
+    assert await _count_tries(DownloadRetry(attempts=2, max_delay_s=0.001), [RetryNow()]) == 2
+    assert await _count_tries(DownloadRetry(attempts=2), [ValueError("a bug")]) == 1
+    lost = LostSubmitRetry(fast, attempts=2)
+    assert await _count_tries(lost, [LostSubmit("timed out")] * 3) == 2
+
+
+async def test_an_upload_is_awaited_until_its_deadline() -> None:
+    assert await _count_tries(ImportWait(60, first_s=0.001), [NotYet("u")] * 3) == 4
+    assert await _count_tries(ImportWait(0, first_s=0.001), [NotYet("u")] * 3) == 1

@@ -120,7 +120,6 @@ async def test_cadence_slows_when_nothing_moves_and_quickens_near_the_end() -> N
         asyncio.get_running_loop().create_future(),
         started=now - 9,
         last_seen=now,
-        last_progress_change=now,
     )
     watcher._tracked["a"] = tracked
     assert watcher._next_delay() == pytest.approx(1.0)  # soon after submit

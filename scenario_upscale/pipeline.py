@@ -1,0 +1,308 @@
+"""The batch pipeline, composed once: prepare → price → per shard (submit → wait → collect) →
+report.
+
+How a step runs is a hook, ``StepRunner``: ``run_batch`` awaits each step as a plain coroutine
+(``PlainSteps``); the Prefect flow runs each step of each shard as its task
+(``flows.tasks.PrefectSteps``), so a batch of thousands stays within a few hundred task runs.
+The runner also says what happens when results settle (events, lineage) and what is held while
+jobs run (a global concurrency limit). Everything else, the order of the steps, the budget
+check, the shards and the report, is written here and nowhere else.
+
+Streaming: within a shard, submit, wait and collect run at the same time, linked by ``Stream``s.
+An item goes to the watcher as soon as its own submit returns and is collected as soon as its
+own job ends, while the rest of the shard is still being submitted or waited for; no step waits
+for the whole shard. Shards run concurrently too. Prepare and price still cover the whole batch
+before the first submit, because the budget is checked on the total. Per-input streaming from
+the upload on (an input submitted as soon as it is uploaded and priced) plugs in the same way:
+prepare becomes a stage that puts each planned item into a ``Stream``, price a stage that
+prices each new price class and passes the items on, and the shards are cut from that stream
+instead of a list; the submit, wait and collect stages stay as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+
+from pydantic import BaseModel, Field
+
+from scenario_upscale.errors import BudgetExceeded
+from scenario_upscale.items import (
+    BatchItem,
+    BatchReport,
+    ItemResult,
+    Plan,
+    SubmittedItem,
+    UpscaleSpec,
+)
+from scenario_upscale.models import Price
+from scenario_upscale.session import BatchSession
+
+log = logging.getLogger("scenario_upscale.pipeline")
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class BatchOptions(BaseModel):
+    """How a batch runs, whoever runs it (``run_batch`` or a flow)."""
+
+    max_creative_units: float | None = Field(
+        default=None, description="Stop before anything is submitted if the dry-run total is above."
+    )
+    dry_run_pricing: bool = Field(default=True, description="Price every job first (free).")
+    max_concurrency: int = Field(default=8, description="Jobs in flight at once.")
+    shard_size: int = Field(default=25, description="Inputs per submit/wait/collect step.")
+
+
+class Stream(Generic[T]):
+    """Items handed from one step to the next as they come; the producer closes it.
+
+    Example:
+        >>> async def pipe():
+        ...     stream: Stream[int] = Stream()
+        ...     stream.put(1)
+        ...     stream.close()
+        ...     return [i async for i in stream]
+        >>> asyncio.run(pipe())
+        [1]
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[bool, T | None]] = asyncio.Queue()
+
+    def put(self, item: T) -> None:
+        self._queue.put_nowait((False, item))
+
+    def close(self) -> None:
+        self._queue.put_nowait((True, None))
+
+    async def batches(self) -> AsyncIterator[list[T]]:
+        """Everything that has arrived, as it arrives: at least one item per batch."""
+        closed = False
+        while not closed:
+            batch: list[T] = []
+            end, item = await self._queue.get()
+            while True:
+                if end:
+                    closed = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+                if self._queue.empty():
+                    break
+                end, item = self._queue.get_nowait()
+            if batch:
+                yield batch
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async for batch in self.batches():
+            for item in batch:
+                yield item
+
+
+# -- the steps ----------------------------------------------------------------------------------
+
+
+async def _each_as_it_comes(
+    arriving: AsyncIterator[T], start: Callable[[T], Awaitable[R]]
+) -> list[R]:
+    """``start`` each item the moment it arrives, all of them at once; their results in order.
+
+    ``gather`` rather than a TaskGroup: an unexpected error reaches the caller as itself, not
+    wrapped in an ExceptionGroup; the others are cancelled.
+    """
+    running: list[asyncio.Future[R]] = []
+    try:
+        async for item in arriving:
+            running.append(asyncio.ensure_future(start(item)))
+        return list(await asyncio.gather(*running))
+    finally:
+        for task in running:
+            task.cancel()  # nothing for those already done
+
+
+def _pass_on(outcome: SubmittedItem | ItemResult, out: Stream[SubmittedItem]) -> ItemResult | None:
+    """An item still on its way goes to the next step; a settled one comes back as a result."""
+    if isinstance(outcome, ItemResult):
+        return outcome
+    out.put(outcome)
+    return None
+
+
+async def prepare(
+    session: BatchSession, inputs: str | Iterable[str], specs: Sequence[UpscaleSpec]
+) -> Plan:
+    """Resolve the inputs, check the parameters against each model, upload what is new.
+
+    Uploads are keyed by content hash in the journal, so running it again uploads nothing.
+    """
+    return await session.prepare(inputs, specs)
+
+
+async def price(session: BatchSession, items: Sequence[BatchItem]) -> dict[str, Price]:
+    """Dry-run price of each item not yet paid for (HTTP 269 or 200: nothing is charged)."""
+    return await session.price(items)
+
+
+async def submit(
+    session: BatchSession, items: Sequence[BatchItem], out: Stream[SubmittedItem]
+) -> list[ItemResult]:
+    """Submit a shard (or take over jobs an earlier run submitted); never pays twice.
+
+    Each submitted item goes into ``out`` the moment its submit returns; the items whose submit
+    failed come back as results.
+    """
+
+    async def one(item: BatchItem) -> ItemResult | None:
+        return _pass_on(await session.submitter.submit(item), out)
+
+    try:
+        results = await asyncio.gather(*(one(item) for item in items))
+    finally:
+        out.close()
+    return [r for r in results if r is not None]
+
+
+async def wait(
+    session: BatchSession, inbox: Stream[SubmittedItem], out: Stream[SubmittedItem]
+) -> list[ItemResult]:
+    """Wait for each job of a shard as it arrives; each success goes into ``out`` as it ends."""
+
+    async def one(submitted: SubmittedItem) -> ItemResult | None:
+        return _pass_on(await session.collector.wait(submitted), out)
+
+    try:
+        results = await _each_as_it_comes(aiter(inbox), one)
+    finally:
+        out.close()
+    return [r for r in results if r is not None]
+
+
+async def collect(session: BatchSession, inbox: Stream[SubmittedItem]) -> list[ItemResult]:
+    """Download the outputs of a shard's jobs as they end, atomically, into the target.
+
+    The jobs that ended together share one bulk asset read.
+    """
+    groups = await _each_as_it_comes(inbox.batches(), session.collector.collect)
+    return [r for group in groups for r in group]
+
+
+# -- how a step runs ----------------------------------------------------------------------------
+
+
+class StepRunner(Protocol):
+    """How the steps of a batch run, and what the runner does around them."""
+
+    @property
+    def logger(self) -> logging.Logger | logging.LoggerAdapter[Any]: ...
+
+    async def run(self, step: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run one step (``prepare``, ``price``, ``submit``, ``wait`` or ``collect``)."""
+        ...
+
+    async def settled(self, results: Sequence[ItemResult]) -> None:
+        """``results`` are final: the inputs settled by prepare, then each shard's."""
+        ...
+
+    def holding(self, jobs: int) -> AbstractAsyncContextManager[None]:
+        """Held while up to ``jobs`` jobs of this run are submitted and run."""
+        ...
+
+
+class PlainSteps:
+    """Each step awaited as it is: the runner of ``run_batch``."""
+
+    logger = log
+
+    async def run(self, step: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await step(*args, **kwargs)
+
+    async def settled(self, results: Sequence[ItemResult]) -> None:
+        return None
+
+    def holding(self, jobs: int) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+
+# -- the composition ----------------------------------------------------------------------------
+
+
+def shards(items: Sequence[BatchItem], size: int) -> list[list[BatchItem]]:
+    """Split ``items`` into consecutive shards of at most ``size`` (at least one item each)."""
+    size = max(1, size)
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def check_budget(prices: dict[str, Price], budget: float | None) -> float:
+    """The total of ``prices``; raises BudgetExceeded when it is above ``budget``."""
+    total = round(sum(p.creative_units for p in prices.values()), 6)
+    if budget is not None and total > budget:
+        raise BudgetExceeded(total, budget, len(prices))
+    return total
+
+
+async def run_pipeline(
+    session: BatchSession,
+    inputs: str | Iterable[str],
+    specs: Sequence[UpscaleSpec],
+    options: BatchOptions,
+    runner: StepRunner,
+) -> BatchReport:
+    """Every input with every spec through every step; the batch's report."""
+    started = datetime.now(UTC)
+    plan = await runner.run(prepare, session, inputs, specs)
+    runner.logger.info(
+        "%d job(s) to run; %d input(s) already done, %d invalid",
+        len(plan.items),
+        sum(1 for r in plan.settled if r.status == "skipped"),
+        sum(1 for r in plan.settled if r.status == "invalid"),
+    )
+    await runner.settled(plan.settled)  # invalid inputs fail here, without a job
+    if plan.items and (options.dry_run_pricing or options.max_creative_units is not None):
+        prices = await runner.run(price, session, plan.items)
+        total = check_budget(prices, options.max_creative_units)
+        runner.logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
+    try:
+        async with runner.holding(min(session.submitter.slots.limit, len(plan.items))):
+            groups = await asyncio.gather(
+                *(_run_shard(session, s, runner) for s in shards(plan.items, options.shard_size))
+            )
+    except asyncio.CancelledError:
+        runner.logger.warning(
+            "Cancelled after submitting %d job(s), %g creative units committed. Scenario "
+            "cannot cancel upscale jobs: they finish and stay paid for. Rerun this batch "
+            "with the same parameters to collect them without paying again.",
+            session.progress.submitted,
+            session.progress.creative_units,
+        )
+        raise
+    return BatchReport(
+        results=plan.settled + [r for group in groups for r in group],
+        creative_units=session.progress.creative_units,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+    )
+
+
+async def _run_shard(
+    session: BatchSession, shard: list[BatchItem], runner: StepRunner
+) -> list[ItemResult]:
+    submitted: Stream[SubmittedItem] = Stream()
+    finished: Stream[SubmittedItem] = Stream()
+    groups = await asyncio.gather(
+        runner.run(submit, session, shard, submitted),
+        runner.run(wait, session, submitted, finished),
+        runner.run(collect, session, finished),
+    )
+    # Results come in the order jobs end; the report lists them in the order of the inputs.
+    order = {(i.source.location, i.model_id): n for n, i in enumerate(shard)}
+    results = sorted(
+        (r for group in groups for r in group), key=lambda r: order.get((r.source, r.model_id), 0)
+    )
+    await runner.settled(results)
+    return results

@@ -1,0 +1,150 @@
+"""Submit items without ever paying twice, within the team's concurrency ceiling.
+
+* De-duplication: identical items (same bytes, model and parameters) in one batch share one
+  submit and one paid job; an item whose job an earlier run submitted takes that job over
+  (from the journal, or found again through ``GET /v1/jobs`` after a crash mid-submit).
+* The journal records "submitting" before the POST and "submitted" after it.
+* Slots (``slots.JobSlots``): at most ``max_concurrency`` jobs in flight, fewer once a 429 names
+  the team's ceiling. A slot is taken just before a submit and given back when the job reaches a
+  terminal status, whichever step is running then. A submit refused by the ceiling never fails
+  its item: it waits for one of our jobs to end and is sent again (``retry.CeilingWait``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from scenario_upscale.api import ScenarioClient
+from scenario_upscale.errors import ScenarioError
+from scenario_upscale.items import BatchItem, ItemResult, SubmittedItem, failure
+from scenario_upscale.journal import Journal
+from scenario_upscale.models import Job
+from scenario_upscale.polling import JobWatcher
+from scenario_upscale.progress import ProgressCounter
+from scenario_upscale.retry import CeilingWait, retry
+from scenario_upscale.slots import JobSlots
+
+log = logging.getLogger("scenario_upscale.submission")
+
+
+class Submitter:
+    """Submits items one by one; each submitted job is watched from that moment on."""
+
+    def __init__(
+        self,
+        client: ScenarioClient,
+        journal: Journal,
+        watcher: JobWatcher,
+        progress: ProgressCounter,
+        max_concurrency: int,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.watcher = watcher
+        self.progress = progress
+        self.slots = JobSlots(max_concurrency)
+        self._submitting: dict[str, asyncio.Future[SubmittedItem | ItemResult]] = {}
+        self._claimed: set[str] = set()
+        self.watching: dict[str, asyncio.Future[Job]] = {}
+        """The job watcher's future of each job submitted or taken over by this run."""
+
+    async def submit(self, item: BatchItem) -> SubmittedItem | ItemResult:
+        """Submit ``item``, or take over its job; a failed submit becomes the item's result."""
+        twin = self._submitting.get(item.key)
+        if twin is not None:
+            # The same bytes with the same model and parameters: one paid job serves both.
+            first = await twin
+            if isinstance(first, ItemResult):
+                error = ScenarioError(first.error or "failed")
+                return self.progress.failed(failure(item, first.status, error))
+            return first.model_copy(update={"item": item, "resumed": True})
+        self._submitting[item.key] = future = asyncio.get_running_loop().create_future()
+        try:
+            result = await self._submit_unique(item)
+        except BaseException:
+            future.cancel()
+            raise
+        future.set_result(result)
+        return result
+
+    async def _submit_unique(self, item: BatchItem) -> SubmittedItem | ItemResult:
+        tries = 0
+
+        async def once() -> SubmittedItem:
+            nonlocal tries
+            tries += 1
+            await self.slots.acquire()
+            try:
+                # A 429 created nothing: after one, there is no earlier job to look for.
+                earlier = await self._find_earlier(item) if tries == 1 else None
+                return earlier or await self._submit_new(item)
+            except BaseException:
+                self.slots.release()
+                raise
+
+        try:
+            submitted = await retry(
+                once, CeilingWait(self.slots, self.client.retry, item.source.name)
+            )
+        except ScenarioError as error:
+            return self.progress.failed(failure(item, "failure", error))
+        job_id = submitted.job.job_id
+        self._claimed.add(job_id)
+        self.progress.submitted(0.0 if submitted.resumed else submitted.creative_units or 0.0)
+        log.info("%s → job %s (%s)", item.source.name, job_id, item.model_id)
+        # Watched from now on, whichever step runs: the slot comes back the moment the job ends,
+        # even while this shard is still submitting.
+        future = self.watcher.track(submitted.job)
+        future.add_done_callback(lambda _: self.slots.release(ended=True))
+        self.watching[job_id] = future
+        return submitted
+
+    async def _find_earlier(self, item: BatchItem) -> SubmittedItem | None:
+        known = self.journal.jobs.get(item.key)
+        if known is not None:
+            job_id, cost = known
+            job = await self.client.get_job(job_id)
+            if job.outcome in ("failure", "canceled"):
+                # Rerunning is how a user retries a failed input; Scenario refunded that job.
+                log.info(
+                    "job %s for %s ended %s: submitting again", job_id, item.source.name, job.status
+                )
+                return None
+            return SubmittedItem(item=item, job=job, creative_units=cost, resumed=True)
+        started = self.journal.submitting.get(item.key)
+        if started is None:
+            return None
+        # An earlier run crashed between sending the submit and recording its answer.
+        found = await self.client.find_job(
+            item.model_id,
+            item.body,
+            created_after=started - timedelta(minutes=2),
+            exclude=self._claimed,
+        )
+        if found is None:
+            return None
+        job = found
+        self.journal.write(
+            "submitted", key=item.key, job_id=job.job_id, creative_units=job.creative_units
+        )
+        return SubmittedItem(
+            item=item, job=job, creative_units=job.creative_units, reconciled=True, resumed=True
+        )
+
+    async def _submit_new(self, item: BatchItem) -> SubmittedItem:
+        self.journal.write("submitting", key=item.key)
+        result = await self.client.submit(item.model_id, item.body, exclude_job_ids=self._claimed)
+        self.journal.write(
+            "submitted",
+            key=item.key,
+            job_id=result.job.job_id,
+            creative_units=result.creative_units,
+        )
+        return SubmittedItem(
+            item=item,
+            job=result.job,
+            creative_units=result.creative_units,
+            reconciled=result.reconciled,
+        )
