@@ -1,9 +1,9 @@
 """The engine's whole path under every emulator profile: every plausible answer of the real API.
 
 For each emulator profile (README.md, "The emulator"), ``run_batch`` uploads, prices (dry run),
-submits, polls and collects; and a submit whose answer is lost after the job was created is reconciled. Each
-test proves from ``/_emulator/stats`` one job and one charge per input, and from the disk every
-output there, decoded by Pillow, of the expected pixel size.
+submits, polls and collects; and a submit whose answer is lost after the job was created is
+reconciled. Each test proves from ``/_emulator/stats`` one job and one charge per input, and from
+the disk every output there, decoded by Pillow, of the expected pixel size.
 
 One emulator for the module, reset and switched to a profile per test (``PUT /_emulator/config``).
 The client always sends the emulator's ``projectId``, as a user with a project set would, so
