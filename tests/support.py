@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -35,19 +36,33 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (40, 30)) -> 
     return paths
 
 
-def write_mp4(
-    path: Path, width: int = 64, height: int = 48, frames: int = 12, fps: int = 12
-) -> Path:
-    """A tiny real H.264 MP4, a different colour on each frame."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format="mp4") as sink:
-        stream = sink.add_stream("libx264", rate=fps)
+def mp4_bytes(
+    width: int = 64,
+    height: int = 48,
+    frames: int = 12,
+    fps: int = 12,
+    container: str = "mp4",
+    codec: str = "libx264",
+) -> bytes:
+    """A tiny real video (H.264 MP4 by default), a different colour on each frame."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as sink:
+        stream = sink.add_stream(codec, rate=fps)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(frames):
             image = Image.new("RGB", (width, height), (index * 20 % 255, 90, 160))
             sink.mux(stream.encode(av.VideoFrame.from_image(image)))
         sink.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def write_mp4(
+    path: Path, width: int = 64, height: int = 48, frames: int = 12, fps: int = 12
+) -> Path:
+    """:func:`mp4_bytes` written to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(mp4_bytes(width, height, frames, fps))
     return path
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 from scenario_sdk import AsyncScenario
 
 from scenario_upscale.emulator import EmulatorServer
+from tests.support import mp4_bytes
 
 TERMINAL = {"success", "failure", "canceled"}
 
@@ -30,20 +31,6 @@ def make_png(
 ) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_mp4(width: int = 64, height: int = 48, frames: int = 12, fps: int = 12) -> bytes:
-    """A tiny real H.264 MP4 (distinct colours per frame)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as sink:
-        stream = sink.add_stream("libx264", rate=fps)
-        assert isinstance(stream, av.VideoStream)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(frames):
-            image = Image.new("RGB", (width, height), (index * 20 % 255, 90, 160))
-            sink.mux(stream.encode(av.VideoFrame.from_image(image)))
-        sink.mux(stream.encode(None))
     return buffer.getvalue()
 
 
@@ -692,7 +679,7 @@ async def test_video_models_take_a_video_file_input(client: AsyncScenario) -> No
 async def test_video_upload_and_upscale_parse_strictly_and_really_re_encode(
     client: AsyncScenario, cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
 ) -> None:
-    data = make_mp4(64, 48, frames=12, fps=12)
+    data = mp4_bytes(64, 48, frames=12, fps=12)
     upload = await upload_video(client, cdn, data)
     assert upload.status == "imported" and upload.entity_id
     asset = (await client.assets.retrieve(upload.entity_id)).asset
@@ -733,8 +720,8 @@ async def test_video_upload_and_upscale_parse_strictly_and_really_re_encode(
 async def test_video_cost_grows_with_output_pixels_and_duration(
     client: AsyncScenario, cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
 ) -> None:
-    one_second = (await upload_video(client, cdn, make_mp4(frames=12))).entity_id
-    two_seconds = (await upload_video(client, cdn, make_mp4(frames=24), "long.mp4")).entity_id
+    one_second = (await upload_video(client, cdn, mp4_bytes(frames=12))).entity_id
+    two_seconds = (await upload_video(client, cdn, mp4_bytes(frames=24), "long.mp4")).entity_id
 
     async def price(asset_id: str, resolution: str) -> float:
         raw = await client.generate.with_raw_response.run_model(
@@ -765,7 +752,7 @@ async def test_video_upload_of_non_video_fails_with_message(
 async def test_video_and_image_inputs_are_checked_against_the_model_kind(
     client: AsyncScenario, cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
 ) -> None:
-    video_id = (await upload_video(client, cdn, make_mp4())).entity_id
+    video_id = (await upload_video(client, cdn, mp4_bytes())).entity_id
     image_id = await upload(client)
     with pytest.raises(scenario_sdk.BadRequestError) as to_image_model:
         await client.generate.run_model("model_upscale-v3", body={"image": video_id})

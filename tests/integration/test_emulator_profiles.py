@@ -23,11 +23,11 @@ from scenario_upscale.emulator.profiles import PROFILE_NAMES, ProfileName
 from tests.integration.test_emulator_contract import (
     TERMINAL,
     b64,
-    make_mp4,
     make_png,
     sdk_client,
     upload_video,
 )
+from tests.support import mp4_bytes
 
 MODEL = "model_upscale-v3"
 
@@ -209,7 +209,7 @@ async def test_transformed_urls_of_a_video_keep_its_frames(
     cdn: httpx.AsyncClient, fresh_emulator: EmulatorServer
 ) -> None:
     fresh_emulator.configure(profile="transformed-urls")
-    data = make_mp4(64, 48, frames=12, fps=12)
+    data = mp4_bytes(64, 48, frames=12, fps=12)
     sdk = sdk_client(fresh_emulator)
     try:
         asset_id = (await upload_video(sdk, cdn, data)).entity_id

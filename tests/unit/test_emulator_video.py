@@ -17,29 +17,10 @@ from scenario_upscale.emulator.sizing import plan_output
 from scenario_upscale.emulator.store import AssetRecord
 from scenario_upscale.emulator.validation import validate_body
 from scenario_upscale.emulator.video import OUTPUT_CODEC, probe_video, reencode_video
+from tests.support import mp4_bytes
 from tests.unit.test_emulator_validation import IMAGE
 
 VIDEO_MODELS = [m for m in MODELS if m.kind == "video"]
-
-
-def make_video(
-    width: int = 64,
-    height: int = 48,
-    frames: int = 12,
-    fps: int = 12,
-    container: str = "mp4",
-    codec: str = "libx264",
-) -> bytes:
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as sink:
-        stream = sink.add_stream(codec, rate=fps)
-        assert isinstance(stream, av.VideoStream)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(frames):
-            image = Image.new("RGB", (width, height), (index * 20 % 255, 60, 200))
-            sink.mux(stream.encode(av.VideoFrame.from_image(image)))
-        sink.mux(stream.encode(None))
-    return buffer.getvalue()
 
 
 def frames_of(data: bytes) -> list[av.VideoFrame]:
@@ -51,7 +32,7 @@ def frames_of(data: bytes) -> list[av.VideoFrame]:
 
 
 def test_probe_reports_the_contract_properties() -> None:
-    data = make_video(frames=24, fps=12)
+    data = mp4_bytes(frames=24, fps=12)
     info = probe_video(data)
     assert (info.kind, info.mime_type, info.extension) == ("video", "video/mp4", "mp4")
     assert (info.width, info.height, info.size) == (64, 48, len(data))
@@ -62,7 +43,7 @@ def test_probe_reports_the_contract_properties() -> None:
 
 
 def test_probe_counts_frames_of_containers_without_a_count() -> None:
-    info = probe_video(make_video(frames=10, container="matroska"))
+    info = probe_video(mp4_bytes(frames=10, container="matroska"))
     assert (info.mime_type, info.extension, info.nb_frames) == ("video/x-matroska", "mkv", 10)
 
 
@@ -91,7 +72,7 @@ def test_an_image_is_not_a_video_upload() -> None:
 
 
 def test_reencode_resizes_every_frame_and_keeps_the_count() -> None:
-    out, info = reencode_video(make_video(), 128, 96)
+    out, info = reencode_video(mp4_bytes(), 128, 96)
     frames = frames_of(out)
     assert len(frames) == 12 and {(f.width, f.height) for f in frames} == {(128, 96)}
     assert (info.mime_type, info.width, info.height, info.nb_frames) == ("video/mp4", 128, 96, 12)
@@ -100,23 +81,23 @@ def test_reencode_resizes_every_frame_and_keeps_the_count() -> None:
 
 
 def test_reencode_keeps_the_picture() -> None:
-    out, _ = reencode_video(make_video(frames=3), 32, 24)
+    out, _ = reencode_video(mp4_bytes(frames=3), 32, 24)
     red, green, blue = frames_of(out)[-1].to_image().getpixel((16, 12))  # type: ignore[misc]
-    assert abs(red - 40) < 16 and abs(green - 60) < 16 and abs(blue - 200) < 16
+    assert abs(red - 40) < 16 and abs(green - 90) < 16 and abs(blue - 160) < 16
 
 
 @pytest.mark.parametrize(("fps", "frames"), [(24, 24), (6, 6)])
 def test_reencode_changes_the_frame_rate_without_changing_the_duration(
     fps: int, frames: int
 ) -> None:
-    out, info = reencode_video(make_video(frames=12, fps=12), 64, 48, frame_rate=fps)
+    out, info = reencode_video(mp4_bytes(frames=12, fps=12), 64, 48, frame_rate=fps)
     assert len(frames_of(out)) == frames
     assert info.frame_rate == fps and info.duration == pytest.approx(1.0, abs=0.1)
 
 
 @pytest.mark.parametrize("quality", ["low", "maximum", None])
 def test_reencode_accepts_the_output_quality_inputs(quality: str | None) -> None:
-    out, info = reencode_video(make_video(frames=4), 64, 48, quality=quality, write_mode="small")
+    out, info = reencode_video(mp4_bytes(frames=4), 64, 48, quality=quality, write_mode="small")
     assert info.nb_frames == 4 and len(out) > 0
 
 
