@@ -805,6 +805,25 @@ def startup_lines(found: dict[str, Any]) -> list[Line]:
     return out
 
 
+def runs_table(runs: dict[str, Measured]) -> list[str]:
+    """Every run's figures: the benchmark lines above are drawn from these."""
+    rows = [
+        f"{'run':26} {'wall s':>7} {'limit':>5} {'ratio':>5} {'1st job':>7} {'req/job':>7} "
+        f"{'detect95':>8} {'collect95':>9} {'cpu ms/job':>10} {'emu cpu s':>9} {'peak MB':>7} "
+        f"{'load':>4}"
+    ]
+    for name, m in runs.items():
+        rows.append(
+            f"{name:26} {fmt(m.wall, '.1f'):>7} {m.case.limit:5.0f} {fmt(m.ratio):>5} "
+            f"{fmt(m.first_job_s, '.1f'):>7} {fmt(m.requests_per_job):>7} "
+            f"{fmt(m.detect_lag_p95):>8} {fmt(m.collect_lag_p95):>9} "
+            f"{fmt(m.cpu_ms_per_job, '.1f'):>10} {fmt(m.emulator_cpu_s, '.1f'):>9} "
+            f"{fmt(m.rss_peak_mb, '.0f'):>7} {fmt(m.load_avg, '.1f'):>4}"
+            + (f"  {m.error[:80]}" if m.error else "")
+        )
+    return rows
+
+
 @contextlib.contextmanager
 def prefect_server(tmp: Path, needed: bool) -> Iterator[LocalPrefectServer | None]:
     if not needed:
@@ -897,6 +916,9 @@ def main() -> None:
     print(header)
     for line in lines:
         print(line.show())
+    if runs:
+        print()
+        print("\n".join(runs_table(runs)))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
