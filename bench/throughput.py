@@ -766,6 +766,17 @@ def lines_for(bench: str, runs: dict[str, Measured], extra: dict[str, Any]) -> l
                     verdict(m.cpu_ms_per_job, 10),
                 )
             )
+    if bench == "P4":
+        # In input count: the engine's P1 runs of small PNGs, when they were measured too.
+        by_count = sorted(
+            (m.case.n, m.rss_peak_mb)
+            for m in runs.values()
+            if m.case.kind == "engine" and m.case.inputs == "small" and m.case.d == 2
+            if m.rss_peak_mb is not None
+        )
+        if by_count:
+            value = ", ".join(f"N={n}: {mb:.0f}" for n, mb in by_count) + " MB"
+            out.append(Line("P4 engine peak RSS by input count (P1 runs)", value, "flat", "info"))
     if bench == "P3":
         engine, flow = (runs[c.name] for c in extra["cases"])
         ratio = flow.wall / engine.wall if flow.wall and engine.wall else None
