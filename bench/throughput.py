@@ -21,7 +21,7 @@ Where the figures come from:
 - P5 runs ``scenario-upscale demo`` and Prefect's empty flow (``prefect_startup.py``) as
   subprocesses, in the same Prefect mode, and reads the demo's first job from its emulator.
 
-    bench/run [--quick] [--only P1,P3] [--p4-output-mb 300] [--p4-upload-mb 40]
+    bench/run [--quick] [--only P1,P3] [--p4-output-mb 300] [--p4-upload-mb 40] [--p4-video-mb 180]
 
 Results are also written to ``bench/results/latest.json``. Everything else lives in a temporary
 directory removed at the end; the servers it starts are stopped.
@@ -885,6 +885,8 @@ def main() -> None:
     if args.p4_video_mb is None:
         args.p4_video_mb = 0 if args.quick else 180
     wanted = [b.strip().upper() for b in args.only.split(",") if b.strip()]
+    if unknown := sorted(set(wanted) - {*plan(args), "P5"}):
+        parser.error(f"--only: unknown {', '.join(unknown)}; choose from P1,P2,P3,P4,P5,CPU")
     plans = {b: cases for b, cases in plan(args).items() if b in wanted}
     cases = list({c.name: c for cs in plans.values() for c in cs}.values())
     started, load0 = time.time(), os.getloadavg()
