@@ -280,19 +280,19 @@ async def call_engine(spec: dict[str, Any], watch: Watch) -> list[dict[str, Any]
 
 
 async def call_flow(spec: dict[str, Any], watch: Watch) -> list[dict[str, Any]]:
-    from flows.reporting import progress_listeners
+    from flows.reporting import watching_progress
     from flows.upscale import upscale_batch
     from scenario_upscale.batch import UpscaleSpec
 
-    progress_listeners.append(watch)
-    state = await upscale_batch(
-        inputs=spec["inputs"],
-        target=spec["target"],
-        upscales=[UpscaleSpec(model_id=spec["model"], parameters=spec["params"])],
-        credentials_block=BLOCK,
-        max_concurrency=spec["c"],
-        return_state=True,
-    )
+    with watching_progress(watch):
+        state = await upscale_batch(
+            inputs=spec["inputs"],
+            target=spec["target"],
+            upscales=[UpscaleSpec(model_id=spec["model"], parameters=spec["params"])],
+            credentials_block=BLOCK,
+            max_concurrency=spec["c"],
+            return_state=True,
+        )
     report = await state.aresult(raise_on_failure=False)
     if isinstance(report, Exception):
         raise report
