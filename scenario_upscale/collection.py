@@ -29,8 +29,11 @@ class Collector:
         progress: ProgressCounter,
         target: str,
         watching: dict[str, asyncio.Future[Job]],
+        *,
+        download_budget_s: float = 120.0,
     ) -> None:
         self.client = client
+        self.download_budget_s = download_budget_s
         self.journal = journal
         self.watcher = watcher
         self.progress = progress
@@ -114,4 +117,7 @@ class Collector:
             # Where it goes if a different result already sits under the name.
             alternative=name(item.key[:8]),
             refresh_url=self.client.fresh_download_url,
+            # The client's backoff: a paid output is worth outlasting a flaky CDN for.
+            policy=self.client.retry,
+            budget_s=self.download_budget_s,
         )
