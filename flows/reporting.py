@@ -105,7 +105,14 @@ class RunReporter:
         p = self._latest
         if self._artifact_id is None or p.total == 0:
             return
-        await aupdate_progress_artifact(self._artifact_id, 100.0 * min(p.done, p.total) / p.total)
+        # The description says what the run waits for, if anything (the team's slots), and no
+        # longer once it goes on.
+        description = self.description + (
+            f"\n\nWaiting for {p.waiting_for}" if p.waiting_for else ""
+        )
+        await aupdate_progress_artifact(
+            self._artifact_id, 100.0 * min(p.done, p.total) / p.total, description=description
+        )
 
     async def finish(self) -> None:
         if self._pending is not None and not self._pending.done():

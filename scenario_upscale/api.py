@@ -485,7 +485,8 @@ class ScenarioClient:
         body: dict[str, Any],
         *,
         exclude_job_ids: Iterable[str] = (),
-        reconcile_attempts: int = 3,
+        reconcile_attempts: int = 6,
+        lost: LostSubmitRetry | None = None,
     ) -> SubmittedJob:
         """Submit a job, paying for it at most once.
 
@@ -501,15 +502,16 @@ class ScenarioClient:
             model_id: The model to run.
             body: The validated flat body of model inputs.
             exclude_job_ids: Jobs already claimed by other inputs with an identical body.
-            reconcile_attempts: How many lost answers to reconcile before giving up.
+            reconcile_attempts: How many lost answers in a row to reconcile before giving up.
+            lost: The lost-answer count of this input, when the caller submits it more than
+                once (after a 429); else one of ``reconcile_attempts`` for this call.
         """
         operation = f"POST /generate/custom/{model_id}"
         claimed = set(exclude_job_ids)
-        tries = 0
+        rule = lost or LostSubmitRetry(self.retry, reconcile_attempts)
 
         async def once() -> SubmittedJob:
-            nonlocal tries
-            tries += 1
+            rule.tries += 1
             # A margin for clock skew between us and the API server.
             since = datetime.now(UTC) - timedelta(minutes=2)
             try:
@@ -534,12 +536,12 @@ class ScenarioClient:
             )
 
         try:
-            return await retry(once, LostSubmitRetry(self.retry, reconcile_attempts))
-        except LostSubmit as lost:
+            return await retry(once, rule)
+        except LostSubmit as gone:
             raise SubmitFailed(
-                f"{operation}: {lost}; no job was created for this input "
-                f"after {tries} tries, so nothing was charged"
-            ) from lost.__cause__
+                f"{operation}: {gone}; no job was created for this input "
+                f"after {rule.tries} tries, so nothing was charged"
+            ) from gone.__cause__
 
     async def find_job(
         self,

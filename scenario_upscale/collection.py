@@ -14,6 +14,7 @@ from scenario_upscale.errors import JobFailed, JobTimedOut, ScenarioError
 from scenario_upscale.items import ItemResult, SubmittedItem, failure
 from scenario_upscale.journal import Journal
 from scenario_upscale.models import Asset, Job
+from scenario_upscale.params import effective_parameters
 from scenario_upscale.polling import JobWatcher
 from scenario_upscale.progress import ProgressCounter
 
@@ -29,8 +30,11 @@ class Collector:
         progress: ProgressCounter,
         target: str,
         watching: dict[str, asyncio.Future[Job]],
+        *,
+        download_budget_s: float = 120.0,
     ) -> None:
         self.client = client
+        self.download_budget_s = download_budget_s
         self.journal = journal
         self.watcher = watcher
         self.progress = progress
@@ -70,13 +74,22 @@ class Collector:
     async def _collect_one(self, s: SubmittedItem, assets: dict[str, Asset]) -> ItemResult:
         outputs: list[storage.StoredOutput] = []
         try:
+            model = await self.client.get_model(s.item.model_id)  # fetched once per client
             for index, asset_id in enumerate(s.job.asset_ids):
                 asset = assets.get(asset_id) or await self.client.get_asset(asset_id)
                 outputs.append(await self._download(s, index, asset))
         except ScenarioError as error:
             return self.progress.failed(failure(s.item, "failure", error, s))
         locations = [o.location for o in outputs]
-        self.journal.write("collected", key=s.item.key, job_id=s.job.job_id, outputs=locations)
+        self.journal.write(
+            "collected",
+            key=s.item.key,
+            job_id=s.job.job_id,
+            outputs=locations,
+            sha256=s.item.source.sha256,
+            model_id=s.item.model_id,
+            parameters=effective_parameters(model, s.item.parameters),
+        )
         return self.progress.collected(
             ItemResult(
                 source=s.item.source.location,
@@ -114,4 +127,7 @@ class Collector:
             # Where it goes if a different result already sits under the name.
             alternative=name(item.key[:8]),
             refresh_url=self.client.fresh_download_url,
+            # The client's backoff: a paid output is worth outlasting a flaky CDN for.
+            policy=self.client.retry,
+            budget_s=self.download_budget_s,
         )

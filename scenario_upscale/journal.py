@@ -5,7 +5,11 @@ written *before* a submit ("submitting") and after it ("submitted"), so a rerun 
 may have a job on Scenario already: those are looked up, never paid for again.
 
 Records carry a namespace (API base URL + project) so a journal written against the emulator never
-lends its asset or job ids to a run against Scenario's cloud.
+lends its asset or job ids to a run against Scenario's cloud. Except "collected": an output in the
+target is done whatever the spelling of the endpoint that made it (``localhost`` or ``127.0.0.1``,
+with the project id or without), so those records are read from every namespace. Each carries what
+makes the output that output, the source's hash, the model and the parameters it ran with (its key
+hashes the same three), and is only trusted while the output files are still there.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ class JournalRecord(BaseModel):
     job_id: str | None = None
     creative_units: float | None = None
     outputs: list[str] = Field(default_factory=list)
+    model_id: str | None = None
+    parameters: dict[str, Any] | None = None
+    """The parameters the model ran with, defaults included (``params.effective_parameters``)."""
 
 
 def request_key(sha256: str, model_id: str, parameters: dict[str, Any]) -> str:
@@ -70,6 +77,8 @@ class Journal:
         self.submitting: dict[str, datetime] = {}
         self.jobs: dict[str, tuple[str, float | None]] = {}
         self.collected: dict[str, list[str]] = {}
+        self.collected_jobs: dict[str, str] = {}
+        """The job of each collected key: in any namespace, for the report of a skipped input."""
         self._load()
 
     def _load(self) -> None:
@@ -82,7 +91,8 @@ class Journal:
                     record = JournalRecord.model_validate_json(line)
                 except ValueError:
                     continue
-                if record.namespace == self.namespace:
+                # What is in the target is done, whichever endpoint spelling produced it.
+                if record.namespace == self.namespace or record.kind == "collected":
                     self._apply(record)
 
     @contextlib.asynccontextmanager
@@ -126,6 +136,8 @@ class Journal:
             # Identical inputs share a key (and a job) but each has its own output file.
             known = self.collected.setdefault(record.key, [])
             known.extend(o for o in record.outputs if o not in known)
+            if record.job_id:
+                self.collected_jobs[record.key] = record.job_id
 
     def write(self, kind: RecordKind, **fields: Any) -> None:
         """Append one record and flush it to disk before returning."""

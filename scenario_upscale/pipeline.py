@@ -209,8 +209,11 @@ class StepRunner(Protocol):
         """``results`` are final: the inputs settled by prepare, then each shard's."""
         ...
 
-    def holding(self, jobs: int) -> AbstractAsyncContextManager[None]:
-        """Held while up to ``jobs`` jobs of this run are submitted and run."""
+    def holding(
+        self, jobs: int, waiting: Callable[[str | None], None]
+    ) -> AbstractAsyncContextManager[None]:
+        """Held while up to ``jobs`` jobs of this run are submitted and run; ``waiting`` is told
+        what it waits for before it holds it (and None once it does)."""
         ...
 
 
@@ -225,7 +228,9 @@ class PlainSteps:
     async def settled(self, results: Sequence[ItemResult]) -> None:
         return None
 
-    def holding(self, jobs: int) -> AbstractAsyncContextManager[None]:
+    def holding(
+        self, jobs: int, waiting: Callable[[str | None], None]
+    ) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
 
 
@@ -268,7 +273,8 @@ async def run_pipeline(
         total = check_budget(prices, options.max_creative_units)
         runner.logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
     try:
-        async with runner.holding(min(session.submitter.slots.limit, len(plan.items))):
+        jobs = min(session.submitter.slots.limit, len(plan.items))
+        async with runner.holding(jobs, session.counter.waiting):
             groups = await asyncio.gather(
                 *(_run_shard(session, s, runner) for s in shards(plan.items, options.shard_size))
             )

@@ -173,7 +173,8 @@ class Planner:
             return None
         if not all(storage.exists(o) for o in outputs):
             return None  # an output went missing: collect it again (the job is paid already)
-        job_id, cost = self.journal.jobs.get(key, (None, None))
+        # Collected under another spelling of the endpoint: its job, not what it cost here.
+        job_id, cost = self.journal.jobs.get(key, (self.journal.collected_jobs.get(key), None))
         width, height = storage.image_size(outputs[0])
         return ItemResult(
             source="",

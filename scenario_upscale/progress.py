@@ -18,6 +18,9 @@ class Progress(BaseModel):
     done: int = Field(default=0, description="Items settled: collected or failed.")
     failed: int = 0
     creative_units: float = 0.0
+    waiting_for: str | None = Field(
+        default=None, description="What the run waits for before it can go on, if anything."
+    )
 
 
 class ProgressCounter:
@@ -30,6 +33,11 @@ class ProgressCounter:
     def _report(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.counts.model_copy())
+
+    def waiting(self, reason: str | None) -> None:
+        """The run waits for ``reason`` (the team's concurrency slots), or no longer (None)."""
+        self.counts.waiting_for = reason
+        self._report()
 
     def planned(self, items: int) -> None:
         self.counts.total += items

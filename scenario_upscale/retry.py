@@ -4,11 +4,12 @@
   capped exponential backoff with full jitter, or the wait a 429 names;
 * uploads not imported yet: ``ImportWait``, a poll that slows down, until a deadline;
 * downloads cut short or from an expired URL: ``DownloadRetry``, a fresh URL at once or a
-  backoff;
+  backoff, within a budget of time (two minutes by default);
 * submits refused by the team's concurrency ceiling: ``CeilingWait``, until one of our jobs ends
-  (or after a backoff when none of ours is in flight);
+  (or after a backoff when none of ours is in flight), within a budget of time of its own;
 * submits whose answer was lost: ``LostSubmitRetry``, a backoff after the call looked for the
-  job in ``GET /jobs`` and found none.
+  job in ``GET /jobs`` and found none, a number of lost answers in a row; a ceiling wait is not
+  one of them.
 
 Kept apart from the poll cadence (``polling.py``): how often we ask is a different question
 from what we do when one ask fails. Written here rather than with a retry library because two
@@ -151,40 +152,81 @@ class Transient(Exception):
 
 
 class DownloadRetry:
-    """Downloads: ``attempts`` tries in all; a fresh URL is tried at once, a transient failure
-    after a capped, jittered backoff. No sleep after the last try."""
+    """Downloads of paid outputs: outlast transient faults within the run.
 
-    def __init__(self, attempts: int = 4, max_delay_s: float = 8.0) -> None:
-        self.attempts = attempts
-        self.max_delay_s = max_delay_s
+    A transfer cut short, a 5xx from the CDN or a dropped connection is tried again after a
+    capped, jittered backoff (``policy``'s) for as long as ``budget_s`` allows, measured on a
+    monotonic clock from the first try: the output is paid for, and a few minutes of a flaky
+    CDN must not leave it for a rerun. A fresh URL (expired link, wrong rendition) is tried at
+    once, ``fresh_urls`` times at most, since asking again repeats a cause that is not transient.
+    No sleep runs past the budget.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        *,
+        budget_s: float = 120.0,
+        fresh_urls: int = 4,
+    ) -> None:
+        self.policy = policy or RetryPolicy()
+        self.budget_s = budget_s
+        self.fresh_urls = fresh_urls
+        self._fresh = 0
+        self._transient = 0
+        self._started = time.monotonic()
 
     async def pause(self, error: Exception, attempt: int) -> bool:
-        if attempt >= self.attempts:
-            return False
         if isinstance(error, RetryNow):
-            return True
-        if isinstance(error, Transient | httpx.TransportError):
-            await asyncio.sleep(_full_jitter(min(self.max_delay_s, 0.5 * 2**attempt)))
-            return True
-        return False
+            self._fresh += 1
+            return self._fresh < self.fresh_urls
+        if not isinstance(error, Transient | httpx.TransportError):
+            return False
+        self._transient += 1
+        left = self.budget_s - (time.monotonic() - self._started)
+        wait = self.policy.delay(self._transient)
+        if wait >= left:
+            return False
+        log.debug("download: %s; again in %.2f s", error, wait)
+        await asyncio.sleep(wait)
+        return True
 
 
 class CeilingWait:
     """The concurrency ceiling: a submit refused with a 429 created nothing. Learn the ceiling
     from it, then wait for one of our jobs to end (or back off when none of ours is in flight:
-    the slots are held by another client of the team) and submit again, as often as it takes.
+    the slots are held by another client of the team) and submit again, until ``budget_s`` of
+    waiting has gone by.
 
-    The call gives its slot back before raising, so that ``slots`` counts only real jobs.
+    Waiting for the ceiling is not a failed try: it has its own budget of time, and a 429 is an
+    answer, so it starts the lost-submit count (``lost``) afresh. The two budgets never eat into
+    each other. The call gives its slot back before raising, so that ``slots`` counts only real
+    jobs.
     """
 
-    def __init__(self, slots: JobSlots, policy: RetryPolicy, name: str) -> None:
+    def __init__(
+        self,
+        slots: JobSlots,
+        policy: RetryPolicy,
+        name: str,
+        *,
+        lost: LostSubmitRetry | None = None,
+        budget_s: float = 3600.0,
+    ) -> None:
         self.slots = slots
         self.policy = policy
         self.name = name
+        self.lost = lost
+        self.budget_s = budget_s
+        self.waited_s = 0.0
 
     async def pause(self, error: Exception, attempt: int) -> bool:
         if not isinstance(error, ScenarioRateLimited):
             return False
+        if self.waited_s >= self.budget_s:
+            raise CeilingNeverOpened(self.name, self.waited_s) from error
+        if self.lost is not None:
+            self.lost.reset()
         self.slots.lower(error.action_limit)
         backoff = self.policy.wait_for(error, attempt) or self.policy.delay(attempt)
         log.info(
@@ -192,8 +234,23 @@ class CeilingWait:
             self.name,
             self.slots.in_flight,
         )
-        await self.slots.wait_for_room(backoff, self.policy.max_server_wait_s)
+        started = time.monotonic()
+        await self.slots.wait_for_room(
+            backoff, min(self.policy.max_server_wait_s, self.budget_s - self.waited_s)
+        )
+        self.waited_s += time.monotonic() - started
         return True
+
+
+class CeilingNeverOpened(ScenarioError):
+    """The team's concurrency ceiling stayed full for the whole of ``CeilingWait.budget_s``."""
+
+    def __init__(self, name: str, waited_s: float) -> None:
+        super().__init__(
+            f"{name}: the team's concurrency ceiling stayed full for {waited_s:.0f} s, so no "
+            "job was submitted and nothing was charged; rerun when the team's other jobs have "
+            "ended"
+        )
 
 
 class LostSubmit(Exception):
@@ -202,15 +259,30 @@ class LostSubmit(Exception):
 
 class LostSubmitRetry:
     """A submit whose answer was lost (timeout, dropped connection, 5xx) and whose job was not
-    found: sent again after a backoff, ``attempts`` times in all. The call itself looks for the
-    job before raising ``LostSubmit``, so a job is never paid for twice."""
+    found: sent again after a backoff, ``attempts`` lost answers in a row at most. The call
+    itself looks for the job before raising ``LostSubmit``, so a job is never paid for twice.
+
+    It counts its own tries rather than the loop's ``attempt``: one instance can serve every
+    call of one input's submit, and a ceiling wait in between (``CeilingWait``) resets it
+    without counting as a lost answer.
+    """
 
     def __init__(self, policy: RetryPolicy, attempts: int) -> None:
         self.policy = policy
         self.attempts = attempts
+        self.lost = 0
+        self.tries = 0
+        """Every try of this input's submit that was sent, lost or answered."""
+
+    def reset(self) -> None:
+        """An answer came (a 429 from the ceiling): earlier lost answers no longer run on."""
+        self.lost = 0
 
     async def pause(self, error: Exception, attempt: int) -> bool:
-        if not isinstance(error, LostSubmit) or attempt >= self.attempts:
+        if not isinstance(error, LostSubmit):
             return False
-        await asyncio.sleep(self.policy.delay(attempt))
+        self.lost += 1
+        if self.lost >= self.attempts:
+            return False
+        await asyncio.sleep(self.policy.delay(self.lost))
         return True

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from scenario_upscale.errors import DownloadFailed
 from scenario_upscale.models import Asset
-from scenario_upscale.retry import DownloadRetry, RetryNow, Transient, retry
+from scenario_upscale.retry import DownloadRetry, RetryNow, RetryPolicy, Transient, retry
 from scenario_upscale.sources import NotAVideo, probe_video
 
 log = logging.getLogger("scenario_upscale.storage")
@@ -151,7 +151,8 @@ async def download(
     *,
     refresh_url: Callable[[str], Awaitable[str]],
     alternative: str | None = None,
-    attempts: int = 4,
+    policy: RetryPolicy | None = None,
+    budget_s: float = 120.0,
 ) -> StoredOutput:
     """Stream ``asset`` to ``destination`` atomically and check it.
 
@@ -163,7 +164,9 @@ async def download(
         alternative: Where to write instead when a *different* file already sits at
             ``destination`` (an identical one is kept as it is). Without it, that is an error:
             a result is never overwritten silently.
-        attempts: Tries in all, for expired URLs and transient network or server errors.
+        policy: The backoff between tries after a transient network or server error.
+        budget_s: How long transient errors are outlasted before the output is reported
+            undelivered (``retry.DownloadRetry``).
 
     Raises:
         DownloadFailed: if the bytes never arrived whole, or are not what the asset announced.
@@ -185,7 +188,7 @@ async def download(
             raise
 
     try:
-        return await retry(once, DownloadRetry(attempts))
+        return await retry(once, DownloadRetry(policy, budget_s=budget_s))
     except (_Expired, _Rendition, _Transient, httpx.TransportError) as error:
         raise DownloadFailed(
             f"output {asset.id} could not be downloaded to {destination}: {_why(error)}"

@@ -7,7 +7,9 @@
 * Slots (``slots.JobSlots``): at most ``max_concurrency`` jobs in flight, fewer once a 429 names
   the team's ceiling. A slot is taken just before a submit and given back when the job reaches a
   terminal status, whichever step is running then. A submit refused by the ceiling never fails
-  its item: it waits for one of our jobs to end and is sent again (``retry.CeilingWait``).
+  its item: it waits for one of our jobs to end and is sent again (``retry.CeilingWait``), within
+  a budget of time that is its own: the lost answers (5xx, timeouts) of the same input are
+  counted apart (``retry.LostSubmitRetry``), and a ceiling wait is never one of them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from scenario_upscale.journal import Journal
 from scenario_upscale.models import Job
 from scenario_upscale.polling import JobWatcher
 from scenario_upscale.progress import ProgressCounter
-from scenario_upscale.retry import CeilingWait, retry
+from scenario_upscale.retry import CeilingWait, LostSubmitRetry, retry
 from scenario_upscale.slots import JobSlots
 
 log = logging.getLogger("scenario_upscale.submission")
@@ -39,8 +41,13 @@ class Submitter:
         watcher: JobWatcher,
         progress: ProgressCounter,
         max_concurrency: int,
+        *,
+        lost_attempts: int = 6,
+        ceiling_budget_s: float = 3600.0,
     ) -> None:
         self.client = client
+        self.lost_attempts = lost_attempts
+        self.ceiling_budget_s = ceiling_budget_s
         self.journal = journal
         self.watcher = watcher
         self.progress = progress
@@ -71,6 +78,9 @@ class Submitter:
 
     async def _submit_unique(self, item: BatchItem) -> SubmittedItem | ItemResult:
         tries = 0
+        # One count of lost answers for the whole submit of this input, which a ceiling wait
+        # resets and never adds to: the two kinds of failure have budgets of their own.
+        lost = LostSubmitRetry(self.client.retry, self.lost_attempts)
 
         async def once() -> SubmittedItem:
             nonlocal tries
@@ -79,15 +89,20 @@ class Submitter:
             try:
                 # A 429 created nothing: after one, there is no earlier job to look for.
                 earlier = await self._find_earlier(item) if tries == 1 else None
-                return earlier or await self._submit_new(item)
+                return earlier or await self._submit_new(item, lost)
             except BaseException:
                 self.slots.release()
                 raise
 
         try:
-            submitted = await retry(
-                once, CeilingWait(self.slots, self.client.retry, item.source.name)
+            ceiling = CeilingWait(
+                self.slots,
+                self.client.retry,
+                item.source.name,
+                lost=lost,
+                budget_s=self.ceiling_budget_s,
             )
+            submitted = await retry(once, ceiling)
         except ScenarioError as error:
             return self.progress.failed(failure(item, "failure", error))
         job_id = submitted.job.job_id
@@ -133,9 +148,11 @@ class Submitter:
             item=item, job=job, creative_units=job.creative_units, reconciled=True, resumed=True
         )
 
-    async def _submit_new(self, item: BatchItem) -> SubmittedItem:
+    async def _submit_new(self, item: BatchItem, lost: LostSubmitRetry) -> SubmittedItem:
         self.journal.write("submitting", key=item.key)
-        result = await self.client.submit(item.model_id, item.body, exclude_job_ids=self._claimed)
+        result = await self.client.submit(
+            item.model_id, item.body, exclude_job_ids=self._claimed, lost=lost
+        )
         self.journal.write(
             "submitted",
             key=item.key,

@@ -45,6 +45,8 @@ SERVER_SETTINGS: dict[str, str] = {
     # Events and client-side task runs are written every 5 s by default; tests poll for them.
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    # Expired concurrency leases (a killed run's slots) are swept every 15 s by default.
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "1",
     # Nothing to vacuum in a database that lives for one session.
     "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "false",
 }

@@ -167,3 +167,26 @@ async def test_two_runs_on_one_target_at_once_pay_once(
     stats = fresh_emulator.stats()
     assert stats.jobs_created == 3
     assert stats.assets_created == 6  # 3 uploads + 3 outputs: nothing uploaded twice
+
+
+async def test_outputs_in_the_target_are_done_whatever_the_spelling_of_the_endpoint(
+    make_client: Callable[..., ScenarioClient], fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 3)
+    inputs, target = str(tmp_path / "in"), str(tmp_path / "out")
+    async with make_client() as client:
+        first = await run_batch(client, inputs, target, poll=FAST_POLL)
+    assert first.count("success") == 3
+    before = fresh_emulator.stats()
+    localhost = fresh_emulator.base_url.replace("127.0.0.1", "localhost")
+    assert localhost != fresh_emulator.base_url
+    # The same API and target, spelled another way; then with the block's project filled in.
+    for spelling in ({"base_url": localhost + "/"}, {"project_id": "proj_same_team"}):
+        async with make_client(**spelling) as client:
+            again = await run_batch(client, inputs, target, poll=FAST_POLL)
+        assert again.count("skipped") == 3 and again.ok, spelling
+        assert again.creative_units == 0
+        assert {r.job_id for r in again.results} == {r.job_id for r in first.results}
+    after = fresh_emulator.stats()
+    assert after.jobs_created == before.jobs_created == 3
+    assert after.creative_units_charged == before.creative_units_charged

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,10 +21,13 @@ from uuid import UUID
 import pytest
 from PIL import Image
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     ArtifactFilterType,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import Artifact, State
 from prefect.events.filters import (
@@ -667,3 +671,73 @@ async def test_the_default_global_concurrency_limit_is_the_teams(
         limit = await client.read_global_concurrency_limit_by_name(DEFAULT_CONCURRENCY_LIMIT)
     assert limit.name == "scenario-team-jobs"
     assert limit.active_slots == 0
+
+
+_HOLD_SLOTS = """
+import asyncio, logging, sys
+from flows.tasks import _slots
+
+async def hold(name: str, occupy: int) -> None:
+    async with _slots(name, occupy, lambda _: None, logging.getLogger("holder")):
+        print("holding", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(hold(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def test_the_slots_of_a_killed_run_come_back_within_its_lease(
+    credentials_block: str,
+    scenario: EmulatorServer,
+    tmp_path: Path,
+    prefect_server: PrefectTestServer,
+) -> None:
+    """A run killed while it holds every slot of the team's limit: the next one says it waits,
+    then gets the slots once the killed run's lease runs out (not Prefect's default 300 s)."""
+    name = unique("team-jobs")
+    async with get_client() as client:
+        await client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=name, limit=2)
+        )
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _HOLD_SLOTS,
+        name,
+        "2",
+        env=prefect_server.env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            assert await holder.stdout.readline() == b"holding\n"
+    finally:
+        holder.kill()  # SIGKILL: no release, no more lease renewals
+        await holder.wait()
+    write_images(tmp_path / "in", 1, size=(40, 30))
+    seen: list[Progress] = []
+    # Generous, and below the 300 s of Prefect's default lease: no finer timing is asserted.
+    async with asyncio.timeout(240):
+        with watching_progress(seen.append):
+            state = await run_on_folders(
+                credentials_block, tmp_path, max_concurrency=2, concurrency_limit=name
+            )
+    assert state.is_completed(), state.message
+    [waiting] = {p.waiting_for for p in seen if p.waiting_for}
+    assert waiting == (
+        f"1 slot(s) of the team's concurrency limit {name!r}: 2 of 2 are held by other runs. "
+        "The slots of a run that was killed come back once its lease of 60 s runs out."
+    )
+    assert seen[-1].waiting_for is None
+
+    async def logged() -> list[str] | None:
+        async with get_client() as client:
+            logs = await client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+        messages = [log.message for log in logs]
+        return messages if any(m.startswith("Got 1 slot(s)") for m in messages) else None
+
+    messages = await eventually(logged, "the run's logs about the slots")
+    assert f"Waiting for {waiting}" in messages

@@ -28,10 +28,16 @@ def test_journal_survives_a_reload_and_a_torn_last_line(tmp_path: Path) -> None:
     assert "k1" in again.submitting and "k2" not in again.jobs
 
 
-def test_journal_ignores_other_namespaces(tmp_path: Path) -> None:
+def test_journal_ignores_other_namespaces_but_not_what_the_target_holds(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
-    Journal(path, "http://127.0.0.1:1/v1|").write("uploaded", sha256="abc", asset_id="asset_1")
-    assert Journal(path, "https://api.cloud.scenario.com/v1|").uploads == {}
+    earlier = Journal(path, "http://127.0.0.1:1/v1|")
+    earlier.write("uploaded", sha256="abc", asset_id="asset_1")
+    earlier.write("submitted", key="k1", job_id="job_1", creative_units=1.0)
+    earlier.write("collected", key="k1", job_id="job_1", outputs=["/out/a.png"], sha256="abc")
+    other = Journal(path, "http://localhost:1/v1|proj_1")
+    # Asset and job ids belong to the endpoint they came from; an output in the target is done.
+    assert other.uploads == {} and other.jobs == {}
+    assert other.collected == {"k1": ["/out/a.png"]} and other.collected_jobs == {"k1": "job_1"}
 
 
 def test_request_key_depends_on_content_model_and_parameters() -> None:

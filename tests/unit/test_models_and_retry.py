@@ -22,6 +22,8 @@ from scenario_upscale.errors import (
 )
 from scenario_upscale.models import terminal_outcome
 from scenario_upscale.retry import (
+    CeilingNeverOpened,
+    CeilingWait,
     DownloadRetry,
     ImportWait,
     LostSubmit,
@@ -30,8 +32,10 @@ from scenario_upscale.retry import (
     RetryNow,
     RetryPolicy,
     RetryRule,
+    Transient,
     retry,
 )
+from scenario_upscale.slots import JobSlots
 
 
 @pytest.mark.parametrize(
@@ -159,9 +163,9 @@ async def test_one_loop_applies_each_failure_kinds_policy() -> None:
     server = ScenarioServerError("op", 503, "busy")
     assert await _count_tries(fast, [server] * 5) == 3  # reads: gives up after ``attempts``
     assert await _count_tries(fast, [ScenarioBadRequest("op", 400, "bad")]) == 1
-    # Downloads: a fresh URL is tried at once, a cut transfer after a backoff, 2 tries in all.
-    assert await _count_tries(DownloadRetry(attempts=2, max_delay_s=0.001), [RetryNow()]) == 2
-    assert await _count_tries(DownloadRetry(attempts=2), [ValueError("a bug")]) == 1
+    # Downloads: a fresh URL is tried at once; a bug is not retried.
+    assert await _count_tries(DownloadRetry(fast, fresh_urls=2), [RetryNow()]) == 2
+    assert await _count_tries(DownloadRetry(fast), [ValueError("a bug")]) == 1
     lost = LostSubmitRetry(fast, attempts=2)
     assert await _count_tries(lost, [LostSubmit("timed out")] * 3) == 2
 
@@ -169,3 +173,58 @@ async def test_one_loop_applies_each_failure_kinds_policy() -> None:
 async def test_an_upload_is_awaited_until_its_deadline() -> None:
     assert await _count_tries(ImportWait(60, first_s=0.001), [NotYet("u")] * 3) == 4
     assert await _count_tries(ImportWait(0, first_s=0.001), [NotYet("u")] * 3) == 1
+
+
+async def test_a_download_outlasts_transient_faults_until_its_budget_of_time() -> None:
+    quick = RetryPolicy(base_delay_s=0.001, max_delay_s=0.001)
+    # Many more transient failures than the four tries of old: all outlasted within the budget.
+    cut = [Transient("cut short")] * 12
+    assert await _count_tries(DownloadRetry(quick, budget_s=60), cut) == 13
+    # A spent budget gives up without sleeping past it.
+    assert await _count_tries(DownloadRetry(quick, budget_s=0), cut) == 1
+    # A fresh URL is tried at once, a bounded number of times: asking again is no remedy.
+    assert await _count_tries(DownloadRetry(quick, fresh_urls=3), [RetryNow()] * 5) == 3
+
+
+async def test_ceiling_waits_are_not_lost_answers() -> None:
+    """Lost answers count in a row for one input; a 429 in between resets, never adds."""
+    quick = RetryPolicy(base_delay_s=0.001, max_delay_s=0.001, max_server_wait_s=0.001)
+    lost = LostSubmitRetry(quick, attempts=3)
+    ceiling = CeilingWait(JobSlots(2), quick, "tile.png", lost=lost)
+    full = ScenarioRateLimited("POST /generate", 429, "too many", retry_after=0.001)
+    # Two lost answers then the ceiling, five times over: never three lost in a row. Lost
+    # answers go through ``lost``, the ceiling through ``ceiling``, as ``Submitter`` and
+    # ``ScenarioClient.submit`` compose them.
+    errors: list[Exception] = ([LostSubmit("502")] * 2 + [full]) * 5
+    sent = 0
+
+    async def submit() -> str:
+        nonlocal sent
+
+        async def post() -> str:
+            nonlocal sent
+            sent += 1
+            if sent <= len(errors):
+                raise errors[sent - 1]
+            return "job"
+
+        return await retry(post, lost)
+
+    assert await retry(submit, ceiling) == "job"
+    assert sent == 16
+
+
+async def test_a_ceiling_that_never_opens_fails_after_its_own_budget() -> None:
+    quick = RetryPolicy(base_delay_s=0.001, max_delay_s=0.001, max_server_wait_s=0.001)
+    ceiling = CeilingWait(JobSlots(2), quick, "tile.png", budget_s=0.05)
+    full = ScenarioRateLimited("POST /generate", 429, "too many", retry_after=0.001)
+
+    async def refused() -> str:
+        raise full
+
+    with pytest.raises(
+        CeilingNeverOpened,
+        match=r"tile\.png: the team's concurrency ceiling stayed full for 0 s, so no job was "
+        r"submitted and nothing was charged; rerun when the team's other jobs have ended",
+    ):
+        await retry(refused, ceiling)

@@ -13,7 +13,7 @@ from scenario_upscale.errors import BudgetExceeded
 from scenario_upscale.items import BatchItem, ItemResult, Plan, SubmittedItem, UpscaleSpec
 from scenario_upscale.models import Job, Price
 from scenario_upscale.pipeline import BatchOptions, PlainSteps, Stream, run_pipeline
-from scenario_upscale.progress import Progress
+from scenario_upscale.progress import Progress, ProgressCounter
 from scenario_upscale.session import BatchSession
 from scenario_upscale.sources import SourceFile
 
@@ -72,6 +72,7 @@ class _Session:
         self.submitter = _Submitter()
         self.collector = _Collector(self.submitter)
         self.progress = Progress()
+        self.counter = ProgressCounter()
 
     async def prepare(self, inputs: str | Iterable[str], specs: Sequence[UpscaleSpec]) -> Plan:
         return Plan(items=self.items, settled=[])

@@ -16,6 +16,7 @@ from PIL import Image
 from scenario_upscale import storage
 from scenario_upscale.errors import DownloadFailed
 from scenario_upscale.models import Asset
+from scenario_upscale.retry import RetryPolicy
 
 
 def _png(size: tuple[int, int], compress_level: int = 6) -> bytes:
@@ -25,6 +26,7 @@ def _png(size: tuple[int, int], compress_level: int = 6) -> bytes:
 
 
 ORIGINAL = _png((20, 16))
+QUICK = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05)
 ASSET = Asset(
     id="asset_out",
     url="https://cdn.test/transformed",
@@ -44,7 +46,7 @@ async def _download(
     handler: Callable[[httpx.Request], httpx.Response],
     tmp_path: Path,
     refresh: list[str] | None = None,
-    attempts: int = 4,
+    budget_s: float = 120.0,
 ) -> storage.StoredOutput:
     async def fresh(asset_id: str) -> str:
         if refresh is None:
@@ -54,7 +56,12 @@ async def _download(
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as cdn:
         return await storage.download(
-            cdn, ASSET, str(tmp_path / "out.png"), refresh_url=fresh, attempts=attempts
+            cdn,
+            ASSET,
+            str(tmp_path / "out.png"),
+            refresh_url=fresh,
+            policy=QUICK,
+            budget_s=budget_s,
         )
 
 
@@ -98,7 +105,7 @@ async def test_fewer_bytes_than_content_length_is_a_transfer_cut_short(tmp_path:
         )
 
     with pytest.raises(DownloadFailed, match=rf"got 50 bytes of the {len(ORIGINAL)} announced"):
-        await _download(cut, tmp_path, attempts=2)
+        await _download(cut, tmp_path, budget_s=0.2)
     assert not _files_in(tmp_path)
 
 
