@@ -104,10 +104,15 @@ def upscale(
         str, typer.Option(help="Saved ScenarioCredentials block name.")
     ] = "scenario",
     max_creative_units: Annotated[
-        float | None, typer.Option(help="Refuse to start above this dry-run total.")
+        float | None, typer.Option(min=0, help="Refuse to start above this dry-run total.")
     ] = None,
 ) -> None:
-    """Run the upscale-batch flow on INPUTS with one model."""
+    """Run the upscale-batch flow on INPUTS with one model.
+
+    Exit code: 0 every input upscaled (or already done); 3 partially completed (some inputs
+    failed, the others are in the target); 1 the run failed (every input failed, or a bad
+    input, parameter or target stopped it before anything was paid); 2 bad command-line options.
+    """
     from commands.prefect_runtime import prefect_api
 
     with prefect_api() as api:
@@ -131,7 +136,18 @@ def upscale(
         )
         typer.echo(f"{state.name}: {state.message}")
         typer.echo(api.view_hint(state.state_details.flow_run_id or ""))
-    raise typer.Exit(0 if state.is_completed() else 1)
+    raise typer.Exit(exit_code(state.name, state.is_completed()))
+
+
+#: ``upscale``'s exit code when the run ended "Partially completed" (some inputs failed).
+PARTIAL_EXIT_CODE = 3
+
+
+def exit_code(state_name: str | None, completed: bool) -> int:
+    """0 completed, 3 partially completed, 1 anything else (Failed, Crashed, Cancelled)."""
+    if not completed:
+        return 1
+    return PARTIAL_EXIT_CODE if state_name == "Partially completed" else 0
 
 
 _VERDICT_STYLE = {"ok": "green", "note": "yellow", "FAIL": "bold red", "skipped": "dim"}
