@@ -92,6 +92,15 @@ def _parameters(values: list[str]) -> dict[str, object]:
     return parsed
 
 
+def _budget(value: float | None) -> float | None:
+    if value is not None and value < 0:
+        raise typer.BadParameter(
+            f"got {value:g}; give the most creative units the batch may cost (0 or more), "
+            "or leave it out for no limit"
+        )
+    return value
+
+
 @app.command()
 def upscale(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders, globs, URLs or asset ids.")],
@@ -104,7 +113,8 @@ def upscale(
         str, typer.Option(help="Saved ScenarioCredentials block name.")
     ] = "scenario",
     max_creative_units: Annotated[
-        float | None, typer.Option(min=0, help="Refuse to start above this dry-run total.")
+        float | None,
+        typer.Option(callback=_budget, help="Refuse to start above this dry-run total."),
     ] = None,
 ) -> None:
     """Run the upscale-batch flow on INPUTS with one model.
