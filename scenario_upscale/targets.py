@@ -9,6 +9,8 @@ fails here, naming the target and the fix.
 
 from __future__ import annotations
 
+import uuid
+
 import fsspec
 
 from scenario_upscale.errors import InvalidTarget
@@ -46,7 +48,8 @@ give a local folder or an fsspec URL (s3://, gs://, az://, memory://, ...)
         )
     try:
         fs.makedirs(path, exist_ok=True)
-        probe = f"{path.rstrip('/')}/{_PROBE}"
+        # One name per check: two runs on one target at once must not remove each other's.
+        probe = f"{path.rstrip('/')}/{_PROBE}-{uuid.uuid4().hex}"
         fs.pipe_file(probe, b"")
         fs.rm_file(probe)
     except OSError as error:

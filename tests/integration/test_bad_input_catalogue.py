@@ -22,13 +22,15 @@ from typing import Any, Literal
 import pytest
 from PIL import Image
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from typer.testing import CliRunner
 
 from blocks.credentials import ScenarioCredentials
 from commands.cli import app
 from commands.prefect_runtime import find_free_port
-from flows.upscale import upscale_batch
+from flows.pipeline import asset_pipeline, upscale_new_assets
+from flows.upscale import upscale_batch, upscale_image
 from scenario_upscale.api import ScenarioClient
 from scenario_upscale.batch import UpscaleSpec, run_batch
 from scenario_upscale.emulator import EmulatorServer
@@ -52,6 +54,8 @@ class Case:
     #: CLI: the exit code; also the extra command-line arguments.
     exit_code: int = 1
     args: list[str] = field(default_factory=list)
+    #: Flows: which one (they all refuse through ``upscale-batch``'s checks or their own).
+    flow: str = "upscale-batch"
 
 
 def _engine(cases: dict[str, Case]) -> dict[str, Case]:
@@ -249,6 +253,36 @@ CASES: dict[str, Case] = {
     "flow: budget below the dry-run price": Case(
         "flow", ["above the budget of 0.5"], options={"max_creative_units": 0.5}
     ),
+    "flow: new assets with max_concurrency zero": Case(
+        "flow",
+        ["upscale-new-assets", "'max_concurrency'", "got 0", ">= 1"],
+        options={"max_concurrency": 0},
+        flow="upscale-new-assets",
+    ),
+    "flow: new assets with a negative budget": Case(
+        "flow",
+        ["upscale-new-assets", "'max_creative_units'", "got -1", ">= 0"],
+        options={"max_creative_units": -1},
+        flow="upscale-new-assets",
+    ),
+    "flow: new assets into an unknown protocol": Case(
+        "flow", ["'foo://out'", "unknown protocol"], target="foo://out", flow="upscale-new-assets"
+    ),
+    "flow: asset pipeline with a negative budget": Case(
+        "flow",
+        ["asset-pipeline", "'max_creative_units'", "got -2", ">= 0"],
+        options={"max_creative_units": -2},
+        flow="asset-pipeline",
+    ),
+    "flow: one image that is missing": Case(
+        "flow", ["missing.png", "does not exist"], inputs=["missing.png"], flow="upscale-image"
+    ),
+    "flow: one image with a factor above max": Case(
+        "flow",
+        ["'upscaleFactor'", "got 17"],
+        parameters={"upscaleFactor": 17},
+        flow="upscale-image",
+    ),
     # -- the command line -----------------------------------------------------------------------
     "cli: negative budget": Case(
         "cli",
@@ -385,6 +419,53 @@ async def _block(where: Where, case: Case) -> str:
     return name
 
 
+async def _run_flow(case: Case, where: Where, block: str, limit: str) -> State[Any]:
+    """The case's flow with its inputs, target, model and options; its final state."""
+    target = where.fill(case.target)
+    spec = UpscaleSpec(model_id=case.model_id, parameters=case.parameters)
+    if case.flow == "upscale-image":
+        [source] = where.inputs(case)
+        return await upscale_image(  # type: ignore[no-any-return]
+            source,
+            target,
+            model_id=case.model_id,
+            parameters=case.parameters,
+            credentials_block=block,
+            return_state=True,
+            **case.options,
+        )
+    if case.flow == "upscale-new-assets":
+        return await upscale_new_assets(  # type: ignore[no-any-return]
+            str(where.tmp),
+            target,
+            upscales=[spec],
+            credentials_block=block,
+            concurrency_limit=limit,
+            return_state=True,
+            **case.options,
+        )
+    if case.flow == "asset-pipeline":
+        return await asset_pipeline(  # type: ignore[no-any-return]
+            str(where.tmp / "good.png"),
+            staging=str(where.tmp / "staging"),
+            target=target,
+            published=str(where.tmp / "published"),
+            upscales=[spec],
+            credentials_block=block,
+            return_state=True,
+            **case.options,
+        )
+    return await upscale_batch(  # type: ignore[no-any-return]
+        inputs=where.inputs(case),
+        target=target,
+        upscales=[spec],
+        credentials_block=block,
+        concurrency_limit=limit,
+        return_state=True,
+        **case.options,
+    )
+
+
 @pytest.mark.prefect_server
 @pytest.mark.parametrize("name", _named("flow"))
 async def test_the_flow_refuses_before_paying(
@@ -392,15 +473,7 @@ async def test_the_flow_refuses_before_paying(
 ) -> None:
     case = CASES[name]
     limit = f"catalogue-{uuid.uuid4().hex[:8]}"
-    state = await upscale_batch(
-        inputs=where.inputs(case),
-        target=where.fill(case.target),
-        upscales=[UpscaleSpec(model_id=case.model_id, parameters=case.parameters)],
-        credentials_block=await _block(where, case),
-        concurrency_limit=limit,
-        return_state=True,
-        **case.options,
-    )
+    state = await _run_flow(case, where, await _block(where, case), limit)
     assert state.is_failed(), state
     outcome = await state.result(raise_on_failure=False)  # type: ignore[union-attr]
     message = f"{state.message} {outcome if isinstance(outcome, Exception) else ''}"
