@@ -119,9 +119,11 @@ def upscale(
 ) -> None:
     """Run the upscale-batch flow on INPUTS with one model.
 
-    Exit code: 0 every input upscaled (or already done); 3 partially completed (some inputs
-    failed, the others are in the target); 1 the run failed (every input failed, or a bad
-    input, parameter or target stopped it before anything was paid); 2 bad command-line options.
+    Exit codes:
+    0 completed: every input upscaled (or already done);
+    3 partially completed: some inputs failed, the others are in the target;
+    1 failed: every input failed, or bad input stopped it before any spending;
+    2 bad command-line options.
     """
     from commands.prefect_runtime import prefect_api
 

@@ -98,6 +98,13 @@ def test_upscale_exits_non_zero_when_an_input_failed(
     assert "broken0.png" in done.output
 
 
+def test_upscale_help_documents_the_exit_codes() -> None:
+    done = CliRunner().invoke(app, ["upscale", "--help"], env={"COLUMNS": "200"})
+    assert done.exit_code == 0
+    for line in ("0 completed", "3 partially completed", "1 failed", "2 bad command-line options"):
+        assert line in done.output, done.output
+
+
 def test_a_malformed_param_is_refused_before_anything_runs(tmp_path: Path) -> None:
     done = run_cli("upscale", "x.png", "--param", "upscaleFactor", env={"PATH": ""}, cwd=tmp_path)
     assert done.returncode == 2
