@@ -56,6 +56,8 @@ class Case:
     args: list[str] = field(default_factory=list)
     #: Flows: which one (they all refuse through ``upscale-batch``'s checks or their own).
     flow: str = "upscale-batch"
+    #: Emulator settings for this case (e.g. a profile); the next case's reset undoes them.
+    emulator: dict[str, Any] = field(default_factory=dict)
 
 
 def _engine(cases: dict[str, Case]) -> dict[str, Case]:
@@ -159,6 +161,17 @@ CASES: dict[str, Case] = {
             "no secret": Case(
                 "engine", ["API key and secret are required"], client={"api_secret": ""}
             ),
+            "project id not the key's": Case(
+                "engine",
+                ["'proj_other'", "project id of the project your API key belongs to"],
+                client={"project_id": "proj_other"},
+                emulator={"profile": "strict-project"},
+            ),
+            "project id required and missing": Case(
+                "engine",
+                ["HTTP 400", "the API wants a project id"],
+                emulator={"profile": "strict-project"},
+            ),
             "base URL where nothing listens": Case(
                 "engine",
                 ["'{dead}/v1'", "got no answer", "check base_url", "api.cloud.scenario.com/v1"],
@@ -247,6 +260,12 @@ CASES: dict[str, Case] = {
         "flow", ["'s3://bucket/out'", "s3fs"], target="s3://bucket/out"
     ),
     "flow: bad credentials": Case("flow", ["HTTP 401"], client={"api_secret": "wrong-secret"}),
+    "flow: project id not the key's": Case(
+        "flow",
+        ["'proj_other'", "leave it empty"],
+        client={"project_id": "proj_other"},
+        emulator={"profile": "strict-project"},
+    ),
     "flow: base URL without /v1": Case(
         "flow", ["'{root}'", "does not end in /v1"], client={"base_url": "{root}"}
     ),
@@ -333,6 +352,13 @@ class Where:
             for i in case.inputs
         ]
 
+    def case(self, name: str) -> Case:
+        """The case, with the emulator set up for it."""
+        case = CASES[name]
+        if case.emulator:
+            self.emulator.configure(**case.emulator)
+        return case
+
     def client(self, case: Case) -> dict[str, Any]:
         return {k: self.fill(v) if isinstance(v, str) else v for k, v in case.client.items()}
 
@@ -382,7 +408,7 @@ def test_the_catalogue_covers_at_least_forty_cases_in_every_layer() -> None:
 async def test_the_engine_refuses_before_paying(
     name: str, make_client: Callable[..., ScenarioClient], where: Where
 ) -> None:
-    case = CASES[name]
+    case = where.case(name)
     spec = UpscaleSpec(model_id=case.model_id, parameters=case.parameters)
     try:
         async with make_client(**where.client(case)) as client:
@@ -471,7 +497,7 @@ async def _run_flow(case: Case, where: Where, block: str, limit: str) -> State[A
 async def test_the_flow_refuses_before_paying(
     name: str, prefect_client_settings: PrefectTestServer, where: Where
 ) -> None:
-    case = CASES[name]
+    case = where.case(name)
     limit = f"catalogue-{uuid.uuid4().hex[:8]}"
     state = await _run_flow(case, where, await _block(where, case), limit)
     assert state.is_failed(), state
@@ -493,7 +519,7 @@ async def test_the_flow_refuses_before_paying(
 def test_the_command_line_refuses_before_paying(
     name: str, prefect_client_settings: PrefectTestServer, where: Where
 ) -> None:
-    case = CASES[name]
+    case = where.case(name)
     block = asyncio.run(_block(where, case))
     arguments = [*where.inputs(case), "--target", where.fill(case.target)]
     arguments += ["--credentials-block", block, *case.args]
