@@ -92,6 +92,15 @@ def _parameters(values: list[str]) -> dict[str, object]:
     return parsed
 
 
+def _budget(value: float | None) -> float | None:
+    if value is not None and value < 0:
+        raise typer.BadParameter(
+            f"got {value:g}; give the most creative units the batch may cost (0 or more), "
+            "or leave it out for no limit"
+        )
+    return value
+
+
 @app.command()
 def upscale(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders, globs, URLs or asset ids.")],
@@ -104,10 +113,18 @@ def upscale(
         str, typer.Option(help="Saved ScenarioCredentials block name.")
     ] = "scenario",
     max_creative_units: Annotated[
-        float | None, typer.Option(help="Refuse to start above this dry-run total.")
+        float | None,
+        typer.Option(callback=_budget, help="Refuse to start above this dry-run total."),
     ] = None,
 ) -> None:
-    """Run the upscale-batch flow on INPUTS with one model."""
+    """Run the upscale-batch flow on INPUTS with one model.
+
+    Exit codes:
+    0 completed: every input upscaled (or already done);
+    3 partially completed: some inputs failed, the others are in the target;
+    1 failed: every input failed, or bad input stopped it before any spending;
+    2 bad command-line options.
+    """
     from commands.prefect_runtime import prefect_api
 
     with prefect_api() as api:
@@ -131,7 +148,18 @@ def upscale(
         )
         typer.echo(f"{state.name}: {state.message}")
         typer.echo(api.view_hint(state.state_details.flow_run_id or ""))
-    raise typer.Exit(0 if state.is_completed() else 1)
+    raise typer.Exit(exit_code(state.name, state.is_completed()))
+
+
+#: ``upscale``'s exit code when the run ended "Partially completed" (some inputs failed).
+PARTIAL_EXIT_CODE = 3
+
+
+def exit_code(state_name: str | None, completed: bool) -> int:
+    """0 completed, 3 partially completed, 1 anything else (Failed, Crashed, Cancelled)."""
+    if not completed:
+        return 1
+    return PARTIAL_EXIT_CODE if state_name == "Partially completed" else 0
 
 
 _VERDICT_STYLE = {"ok": "green", "note": "yellow", "FAIL": "bold red", "skipped": "dim"}

@@ -39,7 +39,7 @@ class UpscaleOptions(BatchOptions):
         description="Global concurrency limit shared by all runs (the team's ceiling).",
     )
     job_deadline_minutes: float = Field(
-        default=60.0, description="Give up waiting for a job after this long."
+        default=60.0, gt=0, description="Give up waiting for a job after this long."
     )
     fail_on_any_error: bool = Field(default=False, description="End Failed if any input fails.")
 

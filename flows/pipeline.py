@@ -29,6 +29,7 @@ from flows.upscale import upscale_batch
 from scenario_upscale import sources
 from scenario_upscale.batch import BatchReport, UpscaleSpec
 from scenario_upscale.storage import absolute, write_whole
+from scenario_upscale.targets import check_target
 from scenario_upscale.watermark import (
     ListedInput,
     Watermark,
@@ -132,7 +133,8 @@ async def upscale_new_assets(
         (['s3://assets/incoming/hero.png'], ['s3://assets/upscaled/hero@upscale-v3x2.png'])
     """
     logger = get_run_logger()
-    options = UpscaleOptions(
+    options = UpscaleOptions.checked(
+        "upscale-new-assets",
         target=target,
         upscales=upscales or [UpscaleSpec()],
         credentials_block=credentials_block,
@@ -141,6 +143,8 @@ async def upscale_new_assets(
         concurrency_limit=concurrency_limit,
         fail_on_any_error=fail_on_any_error,
     )
+    # The watermark lives in the target: check it before reading it, and before paying.
+    await asyncio.to_thread(check_target, target)
     mark_path = watermark_path(target, source, options.specs)
     new, mark = await find_new_assets(source, mark_path)
     since = mark.modified_at.isoformat() if mark.modified_at else "the beginning"
@@ -318,14 +322,15 @@ async def asset_pipeline(
         ['published/hero@upscale-v3x2.thumb256.png']
     """
     logger = get_run_logger()
-    ingested = await ingest_assets(source, staging)
-    logger.info("Ingested %d asset(s) into %s", len(ingested), staging)
-    options = UpscaleOptions(
+    options = UpscaleOptions.checked(
+        "asset-pipeline",
         target=target,
         upscales=upscales or [UpscaleSpec()],
         credentials_block=credentials_block,
         max_creative_units=max_creative_units,
     )
+    ingested = await ingest_assets(source, staging)
+    logger.info("Ingested %d asset(s) into %s", len(ingested), staging)
     run_id: str | None = None
     if upscale_deployment:
         # Only what this run was given: the deployment's own defaults stand for the rest.

@@ -114,16 +114,20 @@ async def upscale_batch(
         >>> report = await upscale_batch("art/", "s3://assets/upscaled/", upscales=[spec])
     """
     logger = get_run_logger()
-    credentials = cast(ScenarioCredentials, await ScenarioCredentials.aload(credentials_block))
-    ceiling = min(max_concurrency, await team_ceiling(concurrency_limit, max_concurrency))
-    options = UpscaleOptions(
+    # Checked before anything is touched: a bad value must not reach the team's limit.
+    options = UpscaleOptions.checked(
+        "upscale-batch",
         target=target,
         upscales=upscales,
         max_creative_units=max_creative_units,
         dry_run_pricing=dry_run_pricing,
-        max_concurrency=ceiling,
+        max_concurrency=max_concurrency,
         shard_size=shard_size,
+        job_deadline_minutes=job_deadline_minutes,
     )
+    credentials = cast(ScenarioCredentials, await ScenarioCredentials.aload(credentials_block))
+    ceiling = min(max_concurrency, await team_ceiling(concurrency_limit, max_concurrency))
+    options = options.model_copy(update={"max_concurrency": ceiling})
     reporter = RunReporter(f"Upscaling into `{target}`")
     await reporter.start()
     async with (

@@ -299,7 +299,29 @@ class ScenarioClient:
         try:
             return await call()
         except (scenario_sdk.APIError, httpx.HTTPError) as error:
-            raise self._about_project(translate_error(operation, error)) from error
+            raise self._about_base_url(
+                self._about_project(translate_error(operation, error))
+            ) from error
+
+    def _about_base_url(self, error: ScenarioError) -> ScenarioError:
+        """No answer, or a 404 from a base URL without ``/v1``: name the URL and the fix.
+
+        Both are what a wrong ``base_url`` looks like (nothing listening there, or the API's
+        root rather than its ``/v1``); the bare "All connection attempts failed" or "Not Found"
+        would name neither.
+        """
+        if isinstance(error, ScenarioConnectionError) and error.cause != "timed out":
+            return ScenarioConnectionError(
+                error.operation,
+                f"{error.cause}; check base_url {self.base_url!r}: is the API up there, and can "
+                f"this machine reach it? (Scenario's is {DEFAULT_BASE_URL})",
+            )
+        if isinstance(error, ScenarioNotFound) and not self.base_url.endswith("/v1"):
+            error.args = (
+                f"{error.args[0]}; base_url {self.base_url!r} does not end in /v1: the API "
+                f"is under /v1 (Scenario's is {DEFAULT_BASE_URL})",
+            )
+        return error
 
     def _about_project(self, error: ScenarioError) -> ScenarioError:
         """A 400/403 that speaks of the project is about ``projectId``: say which and what to do.

@@ -62,13 +62,14 @@ async def run_batch(
         ...                              [UpscaleSpec(parameters={"upscaleFactor": 2})])
         ...     print(report.summary())
     """
-    options = BatchOptions(
+    options = BatchOptions.checked(
+        "run_batch",
         max_creative_units=max_creative_units,
         dry_run_pricing=dry_run_pricing,
         max_concurrency=max_concurrency,
         shard_size=shard_size,
     )
     async with BatchSession(
-        client, target, max_concurrency=max_concurrency, poll=poll, on_progress=on_progress
+        client, target, max_concurrency=options.max_concurrency, poll=poll, on_progress=on_progress
     ) as session:
         return await run_pipeline(session, inputs, specs, options, PlainSteps())

@@ -121,6 +121,7 @@ class ScenarioConnectionError(ScenarioError):
 
     def __init__(self, operation: str, cause: str) -> None:
         self.operation = operation
+        self.cause = cause
         super().__init__(f"{operation} got no answer from the Scenario API: {cause}")
 
 
@@ -198,3 +199,23 @@ class JobTimedOut(ScenarioError):
 
 class DownloadFailed(ScenarioError):
     """An output could not be downloaded or did not match what the API announced."""
+
+
+class InvalidOption(ScenarioError, ValueError):
+    """A batch option (a flow parameter) is out of range; raised before anything is touched.
+
+    Attributes:
+        field: The option's name, as the flow parameter is spelled.
+        value: The value given.
+        allowed: What the option accepts, in words.
+    """
+
+    def __init__(self, where: str, field: str, value: object, allowed: str) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{where}: invalid parameter {field!r}: got {value!r}; allowed: {allowed}")
+
+
+class InvalidTarget(ScenarioError, ValueError):
+    """The output location cannot be written: checked before the first upload or submit."""

@@ -27,11 +27,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import ErrorDetails
 
-from scenario_upscale.errors import BudgetExceeded
+from scenario_upscale.errors import BudgetExceeded, InvalidOption
 from scenario_upscale.items import (
     BatchItem,
     BatchReport,
@@ -53,11 +54,48 @@ class BatchOptions(BaseModel):
     """How a batch runs, whoever runs it (``run_batch`` or a flow)."""
 
     max_creative_units: float | None = Field(
-        default=None, description="Stop before anything is submitted if the dry-run total is above."
+        default=None,
+        ge=0,
+        description="Stop before anything is submitted if the dry-run total is above.",
     )
     dry_run_pricing: bool = Field(default=True, description="Price every job first (free).")
-    max_concurrency: int = Field(default=8, description="Jobs in flight at once.")
-    shard_size: int = Field(default=25, description="Inputs per submit/wait/collect step.")
+    max_concurrency: int = Field(default=8, ge=1, description="Jobs in flight at once.")
+    shard_size: int = Field(default=25, ge=1, description="Inputs per submit/wait/collect step.")
+
+    @classmethod
+    def checked(cls, where: str, **values: Any) -> Self:
+        """The options, or ``InvalidOption`` naming the first bad one, its value and what is
+        allowed, in words (never pydantic's own report).
+
+        Example:
+            >>> BatchOptions.checked("run_batch", max_concurrency=0)
+            Traceback (most recent call last):
+            ...
+            scenario_upscale.errors.InvalidOption: run_batch: invalid parameter 'max_concurrency': \
+got 0; allowed: a number >= 1 (jobs in flight at once)
+        """
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else "options"
+            raise InvalidOption(
+                where, name, first.get("input"), _allowed(cls, name, first)
+            ) from None
+
+
+def _allowed(options: type[BaseModel], name: str, error: ErrorDetails) -> str:
+    """What ``name`` accepts, from the rule it broke and the field's description."""
+    bounds = error.get("ctx", {})
+    if "ge" in bounds:
+        rule = f"a number >= {bounds['ge']:g}"
+    elif "gt" in bounds:
+        rule = f"a number > {bounds['gt']:g}"
+    else:
+        rule = error["msg"][0].lower() + error["msg"][1:]
+    field = options.model_fields.get(name)
+    about = (field.description or "").rstrip(".") if field else ""
+    return f"{rule} ({about[0].lower()}{about[1:]})" if about else rule
 
 
 class Stream(Generic[T]):

@@ -28,6 +28,7 @@ from scenario_upscale.planning import Planner
 from scenario_upscale.polling import JobWatcher, PollPolicy
 from scenario_upscale.progress import Progress, ProgressCounter
 from scenario_upscale.submission import Submitter
+from scenario_upscale.targets import check_target
 from scenario_upscale.uploads import Uploads
 
 
@@ -76,6 +77,8 @@ class BatchSession:
         return self.counter.counts
 
     async def __aenter__(self) -> Self:
+        # Before the journal (kept in a local target) and before anything is paid for.
+        await asyncio.to_thread(check_target, self.target)
         await self._stack.enter_async_context(self.journal.exclusive())
         await self._stack.enter_async_context(self.watcher)
         return self

@@ -79,8 +79,16 @@ def expand(locations: str | Iterable[str]) -> list[str]:
         ['asset_abc']
     """
     items = [locations] if isinstance(locations, str) else list(locations)
+    if not items:
+        raise InvalidInput(
+            "no inputs given: pass at least one file, folder, glob, URL or Scenario asset id"
+        )
     found: list[str] = []
     for location in items:
+        if not location.strip():
+            raise InvalidInput(
+                f"input {location!r} is blank: give a file, folder, glob, URL or asset id"
+            )
         if is_asset_id(location) or _is_http(location):
             found.append(location)
             continue
@@ -195,9 +203,18 @@ async def read(location: str, http: httpx.AsyncClient) -> tuple[SourceFile, byte
     """Read one input (not an asset id) and identify it."""
     name = PurePosixPath(location.split("?", 1)[0]).name or "input"
     if _is_http(location):
-        response = await http.get(location)
+        try:
+            response = await http.get(location)
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise InvalidInput(
+                f"input {location!r} could not be read: no answer ({type(error).__name__}: "
+                f"{error}); check the URL, and that this machine can reach it"
+            ) from None
         if response.status_code != 200:
-            raise InvalidInput(f"input {location!r} could not be read: HTTP {response.status_code}")
+            raise InvalidInput(
+                f"input {location!r} could not be read: HTTP {response.status_code}; check the "
+                "URL (a signed URL may have expired)"
+            )
         data = response.content
     else:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -62,6 +63,46 @@ async def test_upscale_runs_the_batch_flow_on_the_configured_server(
             assert image.size[1] == 90  # 30 px high, upscaled 3x
     assert len(list((tmp_path / "out").glob("*@upscale-v3x3.png"))) == 2
     assert fresh_emulator.api_secret not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad", "code", "state"), [(1, 3, "Partially completed"), (2, 1, "Failed")]
+)
+def test_upscale_exits_non_zero_when_an_input_failed(
+    prefect_client_settings: PrefectTestServer,
+    fresh_emulator: EmulatorServer,
+    tmp_path: Path,
+    bad: int,
+    code: int,
+    state: str,
+) -> None:
+    block = f"cli-{uuid.uuid4().hex[:8]}"
+    asyncio.run(
+        ScenarioCredentials(
+            api_key=fresh_emulator.api_key,
+            api_secret=fresh_emulator.api_secret,
+            base_url=fresh_emulator.base_url,
+        ).asave(block)
+    )
+    good = write_images(tmp_path / "in", 2 - bad)
+    broken = [tmp_path / "in" / f"broken{n}.png" for n in range(bad)]
+    for path in broken:
+        path.write_text("not a picture")
+    inputs = [str(p) for p in [*good, *broken]]
+    done = CliRunner().invoke(
+        app,
+        ["upscale", *inputs, "--target", str(tmp_path / "out"), "--credentials-block", block],
+    )
+    assert done.exit_code == code, done.output
+    assert f"{state}: {bad} of 2 input(s) failed" in done.output
+    assert "broken0.png" in done.output
+
+
+def test_upscale_help_documents_the_exit_codes() -> None:
+    done = CliRunner().invoke(app, ["upscale", "--help"], env={"COLUMNS": "200"})
+    assert done.exit_code == 0
+    for line in ("0 completed", "3 partially completed", "1 failed", "2 bad command-line options"):
+        assert line in done.output, done.output
 
 
 def test_a_malformed_param_is_refused_before_anything_runs(tmp_path: Path) -> None:
