@@ -30,6 +30,7 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import Artifact, State
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.events.filters import (
     EventFilter,
     EventNameFilter,
@@ -364,6 +365,8 @@ async def test_the_progress_artifact_moves_while_the_batch_runs(
         while not run.done():
             artifacts = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])),
+                # The newest first: the session's server holds every earlier test's progress.
+                sort=ArtifactSort.CREATED_DESC,
                 limit=20,
             )
             seen.update(
