@@ -67,11 +67,12 @@ MAX_LIST_PAGES = 10_000
 log = logging.getLogger("scenario_upscale.api")
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """The API's time format: UTC, milliseconds, ``Z``."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _error_fields(body: object) -> tuple[str | None, str | None, dict[str, object]]:
+def error_fields(body: object) -> tuple[str | None, str | None, dict[str, object]]:
     """Reason, trace id and details from an error body of any of the shapes Scenario uses."""
     if not isinstance(body, dict):
         return (body if isinstance(body, str) and body else None), None, {}
@@ -83,7 +84,8 @@ def _error_fields(body: object) -> tuple[str | None, str | None, dict[str, objec
     return reason, (str(trace) if trace else None), (details if isinstance(details, dict) else {})
 
 
-def _retry_after(body: object, headers: httpx.Headers) -> float | None:
+def retry_after_of(body: object, headers: httpx.Headers) -> float | None:
+    """The wait a 429 names: ``remainingSeconds`` in its body, else a ``Retry-After`` header."""
     if isinstance(body, dict) and isinstance(body.get("remainingSeconds"), int | float):
         return float(body["remainingSeconds"])
     header = headers.get("retry-after")
@@ -101,7 +103,7 @@ def translate_error(operation: str, error: Exception) -> ScenarioError:
     """
     if isinstance(error, scenario_sdk.APIStatusError):
         response = error.response
-        reason, trace, details = _error_fields(error.body)
+        reason, trace, details = error_fields(error.body)
         reason = reason or response.reason_phrase or "no reason given"
         trace = trace or response.headers.get("x-trace-id")
         status = error.status_code
@@ -111,7 +113,7 @@ def translate_error(operation: str, error: Exception) -> ScenarioError:
                 operation,
                 status,
                 reason,
-                retry_after=_retry_after(error.body, response.headers),
+                retry_after=retry_after_of(error.body, response.headers),
                 **kwargs,
             )
         cls: type[ScenarioAPIError] = ScenarioAPIError
@@ -637,9 +639,9 @@ class ScenarioClient:
             raise ValueError("updated_after needs a status or job_types filter")
         query: dict[str, Any] = {"page_size": page_size}
         if created_after is not None:
-            query["created_after"] = _iso(created_after)
+            query["created_after"] = iso_utc(created_after)
         if updated_after is not None:
-            query["updated_after"] = _iso(updated_after)
+            query["updated_after"] = iso_utc(updated_after)
         if status is not None:
             query["status"] = status
         types = sorted(set(job_types))

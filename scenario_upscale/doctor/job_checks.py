@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from scenario_upscale.api import iso_utc, retry_after_of
 from scenario_upscale.doctor.findings import (
     LIST_PAGE_SIZE,
     MAX_PAGES,
@@ -33,17 +32,6 @@ _MAY_EXIST = (
     "a job may have been created and charged: look at your jobs (GET /v1/jobs) before running "
     "the doctor again"
 )
-
-
-def _retry_hint(response: httpx.Response) -> float | None:
-    body = json_of(response)
-    if isinstance(body, dict) and isinstance(body.get("remainingSeconds"), int | float):
-        return float(body["remainingSeconds"])
-    header = response.headers.get("retry-after")
-    try:
-        return float(header) if header is not None else None
-    except ValueError:
-        return None
 
 
 async def probe_submit(s: Session) -> None:
@@ -69,7 +57,7 @@ async def probe_submit(s: Session) -> None:
             429,
             reason_of(response),
             details=details if isinstance(details, dict) else None,
-            retry_after=_retry_hint(response),
+            retry_after=retry_after_of(json_of(response), response.headers),
         )
         hint = refused.retry_after
         ceilings.append({"retry_hint_s": hint, "action_limit": refused.action_limit})
@@ -166,7 +154,7 @@ async def probe_listing(s: Session) -> None:
     """``GET /v1/jobs`` page by page, as reconciliation lists them."""
     step = "listing"
     since = s.submitted_at - timedelta(minutes=2)
-    query: dict[str, Any] = {"pageSize": LIST_PAGE_SIZE, "createdAfter": _iso(since)}
+    query: dict[str, Any] = {"pageSize": LIST_PAGE_SIZE, "createdAfter": iso_utc(since)}
     pages: list[dict[str, Any]] = []
     found = False
     token: str | None = None
@@ -209,10 +197,6 @@ async def _engine_lists(s: Session, since: datetime) -> bool:
     except ScenarioError:
         return False
     return False
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _echo_differences(body: dict[str, Any], echo: dict[str, Any]) -> str:

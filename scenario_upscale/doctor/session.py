@@ -13,7 +13,7 @@ from typing import Any, Self
 import httpx
 from PIL import Image
 
-from scenario_upscale.api import ScenarioClient
+from scenario_upscale.api import ScenarioClient, error_fields
 from scenario_upscale.doctor.findings import (
     Behaviour,
     Check,
@@ -39,12 +39,8 @@ def json_of(response: httpx.Response) -> Any:
 
 def reason_of(response: httpx.Response) -> str:
     """The API's own words for an error, whichever key it uses (contract §5)."""
-    body = json_of(response)
-    if isinstance(body, dict):
-        for key in ("reason", "message", "error", "detail"):
-            if body.get(key):
-                return str(body[key])
-    return response.text[:200] or response.reason_phrase
+    reason, _, _ = error_fields(json_of(response))
+    return reason or response.text[:200] or response.reason_phrase
 
 
 def png(size: tuple[int, int], *, noise: bool) -> bytes:
