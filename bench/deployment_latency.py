@@ -25,8 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,26 +40,11 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from commands.prefect_runtime import find_free_port, stop_process_group  # noqa: E402
+
 INTERVAL_S = 6.0
 PATIENCE_S = 180.0
 T = TypeVar("T")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @contextlib.contextmanager
@@ -73,7 +56,7 @@ def _process(command: list[str], env: dict[str, str], log: Path) -> Iterator[Non
     try:
         yield
     finally:
-        _stop(process)
+        stop_process_group(process, timeout=30)
 
 
 def _wait(check: Callable[[], bool], what: str) -> None:
@@ -201,7 +184,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="deployment-latency-") as tmp:
         root = Path(tmp)
-        port = _free_port()
+        port = find_free_port()
         api_url = f"http://127.0.0.1:{port}/api"
         settings = {
             "PREFECT_HOME": str(root / "home"),

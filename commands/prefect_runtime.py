@@ -150,10 +150,11 @@ class LocalPrefectServer:
         """SIGTERM the process group, SIGKILL what is left after ``timeout`` s; idempotent."""
         process, self.process = self.process, None
         if process is not None:
-            _stop_group(process, timeout)
+            stop_process_group(process, timeout)
 
 
-def _stop_group(process: Popen[bytes], timeout: float = 10.0) -> None:
+def stop_process_group(process: Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM a process started in a session of its own, SIGKILL its group after ``timeout`` s."""
     if process.returncode is not None:
         return  # reaped already: its process group id may belong to someone else by now
     with contextlib.suppress(ProcessLookupError):
@@ -296,7 +297,7 @@ def prefect_api(*, ui: bool = True, startup_timeout: float = 120.0) -> Iterator[
     with contextlib.ExitStack() as stack:
         early = _start_early(ui)
         if early is not None:
-            stack.callback(_stop_group, early)
+            stack.callback(stop_process_group, early)
         stack.enter_context(quiet_prefect_console(os.environ.get(CONSOLE_LEVEL_ENV, "WARNING")))
         from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 

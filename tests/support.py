@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from commands.prefect_runtime import stop_process_group
 from scenario_upscale.polling import PollPolicy
 from scenario_upscale.retry import RetryPolicy
 
@@ -88,20 +87,6 @@ def _missing(http: httpx.Client, deployments: Iterable[str], automations: set[st
     return missing + sorted(automations - created)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    # SIGTERM lets serve pause its schedules; the group kill takes any flow run it left behind.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def serving(
     options: list[str],
@@ -143,4 +128,5 @@ def serving(
                 time.sleep(0.3)
         yield serve
     finally:
-        _stop(process)
+        # SIGTERM lets serve pause its schedules; the group kill takes any flow run it left.
+        stop_process_group(process, timeout=30)
