@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import av
 import httpx
@@ -130,3 +132,16 @@ def serving(
     finally:
         # SIGTERM lets serve pause its schedules; the group kill takes any flow run it left.
         stop_process_group(process, timeout=30)
+
+
+def bench_module(name: str) -> ModuleType:
+    """``bench/<name>.py``, imported once under ``name`` (bench/ is scripts, not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
