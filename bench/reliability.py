@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import base64
 import contextlib
 import json
@@ -75,54 +76,12 @@ def write_inputs(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-EMULATOR = """
-import os
-from scenario_upscale.emulator import EmulatorConfig
-from scenario_upscale.emulator.server import serve
-config = EmulatorConfig.model_validate_json(os.environ.pop("RELIABILITY_EMULATOR_CONFIG"))
-serve("127.0.0.1", int(os.environ.pop("RELIABILITY_EMULATOR_PORT")), config)
-"""
+class Emulator:
+    """A running emulator, driven through its HTTP controls (``/_emulator/…``)."""
 
-
-class EmulatorProcess:
-    """The emulator in its own process, with a random key and secret to look for afterwards."""
-
-    def __init__(self, log: Path, job_duration_s: float, ceiling: int) -> None:
-        self.api_key = "soak-key-" + secrets.token_hex(8)
-        self.api_secret = "soak-secret-" + secrets.token_hex(12)
-        self.port = find_free_port()
-        self.root = f"http://127.0.0.1:{self.port}"
-        config = {
-            "api_key": self.api_key,
-            "api_secret": self.api_secret,
-            "job_duration_s": job_duration_s,
-            "concurrency_limit": ceiling,
-        }
-        env = dict(os.environ)
-        env.update(
-            RELIABILITY_EMULATOR_CONFIG=json.dumps(config),
-            RELIABILITY_EMULATOR_PORT=str(self.port),
-        )
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", EMULATOR],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.http = httpx.Client(
-            base_url=self.root, auth=(self.api_key, self.api_secret), timeout=60
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if self.http.get("/_emulator/health").status_code == 200:
-                    break
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the emulator did not start; see {log}")
-            time.sleep(0.2)
+    def __init__(self, root: str, api_key: str, api_secret: str) -> None:
+        self.root, self.api_key, self.api_secret = root, api_key, api_secret
+        self.http = httpx.Client(base_url=root, auth=(api_key, api_secret), timeout=60)
 
     @property
     def secrets(self) -> list[bytes]:
@@ -130,17 +89,17 @@ class EmulatorProcess:
         basic = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode())
         return [self.api_key.encode(), self.api_secret.encode(), basic]
 
-    def reset(self, **faults: Any) -> None:
-        """Back to no jobs, no assets and zeroed counters, with ``faults`` on."""
+    def reset(self, options: argparse.Namespace, **faults: Any) -> None:
+        """No jobs, assets or counters; the check's pacing and ceiling, and ``faults`` on."""
         self.http.post("/_emulator/reset").raise_for_status()
-        if faults:
-            self.http.put("/_emulator/config", json=faults).raise_for_status()
+        config = {"job_duration_s": options.job_duration_s, "concurrency_limit": options.ceiling}
+        self.http.put("/_emulator/config", json=config | faults).raise_for_status()
 
     def stats(self) -> EmulatorStats:
         return EmulatorStats.model_validate(self.http.get("/_emulator/stats").json())
 
     def jobs(self) -> dict[str, str]:
-        """Every job on the emulator: id -> status (faults off for the reading)."""
+        """Every job on the emulator: id -> status (GET faults off for the reading)."""
         config = self.http.get("/_emulator/config").json()
         quiet = {"error_rate_5xx": 0.0, "latency_s": 0.0, "timeout_rate": 0.0}
         self.http.put("/_emulator/config", json=quiet).raise_for_status()
@@ -159,27 +118,61 @@ class EmulatorProcess:
                 if not token or not body["jobs"]:
                     return found
         finally:
-            self.http.put(
-                "/_emulator/config", json={k: config[k] for k in quiet}
-            ).raise_for_status()
+            restore = {key: config[key] for key in quiet}
+            self.http.put("/_emulator/config", json=restore).raise_for_status()
 
-    def stop(self) -> None:
-        self.http.close()
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+
+EMULATOR = """
+import os
+from scenario_upscale.emulator import EmulatorConfig
+from scenario_upscale.emulator.server import serve
+config = EmulatorConfig.model_validate_json(os.environ.pop("RELIABILITY_EMULATOR_CONFIG"))
+serve("127.0.0.1", int(os.environ.pop("RELIABILITY_EMULATOR_PORT")), config)
+"""
 
 
 @contextlib.contextmanager
-def emulator_process(log: Path, job_duration_s: float, ceiling: int) -> Iterator[EmulatorProcess]:
-    emulator = EmulatorProcess(log, job_duration_s, ceiling)
+def emulator_process(log: Path) -> Iterator[Emulator]:
+    """The emulator in its own process, with a random key and secret to look for afterwards."""
+    key, secret = "soak-key-" + secrets.token_hex(8), "soak-secret-" + secrets.token_hex(12)
+    port = find_free_port()
+    env = dict(os.environ)
+    env.update(
+        RELIABILITY_EMULATOR_CONFIG=json.dumps({"api_key": key, "api_secret": secret}),
+        RELIABILITY_EMULATOR_PORT=str(port),
+    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", EMULATOR],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    emulator = Emulator(f"http://127.0.0.1:{port}", key, secret)
     try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if emulator.http.get("/_emulator/health").status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the emulator did not start; see {log}")
+            time.sleep(0.2)
         yield emulator
     finally:
-        emulator.stop()
+        emulator.http.close()
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def the_emulator(given: Emulator | None, log: Path) -> contextlib.AbstractContextManager[Emulator]:
+    """The emulator a caller gives (the test suite's), or one in a process of its own."""
+    return contextlib.nullcontext(given) if given else emulator_process(log)
 
 
 # -- one run of the engine, in a child process -------------------------------------------------
@@ -189,12 +182,17 @@ def _batch() -> None:
     """The child: imports the engine (the slow part), then waits for its spec on stdin."""
     import scenario_upscale.batch  # noqa: F401
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     line = sys.stdin.readline()
-    if line:
-        spec = json.loads(line)
-        results = asyncio.run(_run_batch(spec))
-        Path(spec["results"]).write_text(json.dumps(results))
+    if not line:
+        return  # a spare child that was never used
+    spec = json.loads(line)
+    log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.environ["HOME"] = spec["home"]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    results = asyncio.run(_run_batch(spec))
+    Path(spec["results"]).write_text(json.dumps(results))
 
 
 async def _run_batch(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -236,42 +234,61 @@ class Run:
         return {r["job_id"] for r in self.results if r["status"] == "success" and r["job_id"]}
 
 
-class Runs:
-    """The children of one check: same inputs, a home of their own, one started ahead.
+# A child takes seconds to import the engine on a busy machine: one is always started ahead (it
+# imports while the current run works, and across checks in one process) and begins its batch
+# only when it reads its spec.
+_spare: list[subprocess.Popen[bytes]] = []
 
-    A child takes seconds to import the engine on a busy machine; the next one is started (and
-    imports) while the current one runs, and only begins its batch when it reads its spec.
-    """
+
+def _spawn() -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SCENARIO_"))}
+    return subprocess.Popen(
+        [sys.executable, __file__, "_batch"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def take_child() -> subprocess.Popen[bytes]:
+    """A child that has imported the engine (or is importing it), and another started ahead."""
+    child = _spare.pop() if _spare else _spawn()
+    if child.poll() is not None:
+        child = _spawn()
+    _spare.append(_spawn())
+    return child
+
+
+def stop_spare() -> None:
+    """Stop the child started ahead, which has no batch to run."""
+    while _spare:
+        child = _spare.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+atexit.register(stop_spare)
+
+
+class Runs:
+    """The runs of one check: the same inputs, and a home of their own (``~/.cache``...)."""
 
     def __init__(self, tmp: Path, inputs: Path, max_concurrency: int) -> None:
         self.tmp, self.inputs, self.max_concurrency = tmp, inputs, max_concurrency
-        self.home = tmp / "home"  # ~/.cache and anything else a run writes under $HOME
+        self.home = tmp / "home"
         self.home.mkdir(exist_ok=True)
         self.logs: list[Path] = []
-        self.spawned = 0
-        self._spare = self._spawn()
+        self.started = 0
+        if not _spare:
+            _spare.append(_spawn())  # it imports while the emulator starts
 
-    def _spawn(self) -> tuple[Run, subprocess.Popen[bytes]]:
-        self.spawned += 1
-        run = Run(self.spawned, self.tmp / f"run-{self.spawned}.log")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SCENARIO_"))}
-        env["HOME"] = str(self.home)
-        with run.log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, __file__, "_batch"],
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return run, process
-
-    def start(self, target: Path, emulator: EmulatorProcess) -> tuple[Run, subprocess.Popen[bytes]]:
-        """Hand the waiting child its batch (credentials on its stdin, never in argv or env)."""
-        run, process = self._spare
-        self._spare = self._spawn()
+    def start(self, target: Path, emulator: Emulator) -> tuple[Run, subprocess.Popen[bytes]]:
+        """Hand a waiting child its batch (credentials on its stdin, never in argv or env)."""
+        self.started += 1
+        run = Run(self.started, self.tmp / f"run-{self.started}.log")
         spec = {
             "base_url": emulator.root + "/v1",
             "api_key": emulator.api_key,
@@ -280,11 +297,13 @@ class Runs:
             "target": str(target),
             "max_concurrency": self.max_concurrency,
             "results": str(self.tmp / f"run-{run.index}.json"),
+            "log": str(run.log),
+            "home": str(self.home),
         }
+        process = take_child()
         assert process.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            process.stdin.write(json.dumps(spec).encode() + b"\n")
-            process.stdin.close()
+        process.stdin.write(json.dumps(spec).encode() + b"\n")
+        process.stdin.close()
         self.logs.append(run.log)
         return run, process
 
@@ -300,25 +319,8 @@ class Runs:
             run.results = json.loads(results.read_text())
         return run
 
-    def to_the_end(self, target: Path, emulator: EmulatorProcess) -> Run:
+    def to_the_end(self, target: Path, emulator: Emulator) -> Run:
         return self.finish(*self.start(target, emulator))
-
-    def close(self) -> None:
-        """Stop the child started ahead, which never got a batch."""
-        run, process = self._spare
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        run.log.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def children(tmp: Path, inputs: Path, max_concurrency: int) -> Iterator[Runs]:
-    runs = Runs(tmp, inputs, max_concurrency)
-    try:
-        yield runs
-    finally:
-        runs.close()
 
 
 # -- judging what is on disk ---------------------------------------------------------------------
@@ -425,7 +427,7 @@ class Figures:
 
 
 def common_figures(
-    figures: Figures, emulator: EmulatorProcess, runs: Runs, targets: list[Path], inputs: Path
+    figures: Figures, emulator: Emulator, runs: Runs, targets: list[Path], inputs: Path
 ) -> None:
     """What both checks print about charges, the files in the targets and secrets."""
     charged, paid_inputs, twice = charges(emulator.stats())
@@ -469,16 +471,14 @@ def soak_faults(options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def soak(options: argparse.Namespace, tmp: Path) -> Figures:
+def soak(options: argparse.Namespace, tmp: Path, emulator: Emulator | None) -> Figures:
     figures = Figures("soak", options.command, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     inputs, target = tmp / "inputs", tmp / "target"
     write_inputs(inputs, options.inputs)
-    with (
-        children(tmp, inputs, options.max_concurrency) as runs,
-        emulator_process(tmp / "emulator.log", options.job_duration_s, options.ceiling) as emu,
-    ):
+    runs = Runs(tmp, inputs, options.max_concurrency)
+    with the_emulator(emulator, tmp / "emulator.log") as emu:
         faults = soak_faults(options)
-        emu.reset(**faults)
+        emu.reset(options, **faults)
         figures.details["faults"] = faults
         figures.add("inputs", options.inputs)
         known: dict[str, str] = {}
@@ -535,7 +535,7 @@ def counter(point: str, stats: EmulatorStats) -> int:
 
 def kill_when(
     runs: Runs,
-    emulator: EmulatorProcess,
+    emulator: Emulator,
     target: Path,
     point: str,
     threshold: int,
@@ -561,19 +561,23 @@ def kill_when(
     return runs.finish(run, process)
 
 
-def crash(options: argparse.Namespace, tmp: Path, say: Callable[[str], None]) -> Figures:
+def crash(
+    options: argparse.Namespace,
+    tmp: Path,
+    emulator: Emulator | None,
+    say: Callable[[str], None],
+) -> Figures:
     figures = Figures("crash", options.command, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     kills = [k.strip() for k in options.kills.split(",") if k.strip()]
     inputs, clean, crashed = tmp / "inputs", tmp / "clean", tmp / "crashed"
     write_inputs(inputs, options.inputs)
     threshold = max(1, options.inputs // 10)
-    with (
-        children(tmp, inputs, options.max_concurrency) as runs,
-        emulator_process(tmp / "emulator.log", options.job_duration_s, options.ceiling) as emu,
-    ):
+    runs = Runs(tmp, inputs, options.max_concurrency)
+    with the_emulator(emulator, tmp / "emulator.log") as emu:
+        emu.reset(options)
         reference = runs.to_the_end(clean, emu)
         say(f"clean run: {reference.count('success')} succeeded, exit {reference.exit_code}")
-        emu.reset()  # the charges below are the crashed runs' alone
+        emu.reset(options)  # the charges below are the crashed runs' alone
         killed = [kill_when(runs, emu, crashed, point, threshold, say) for point in kills]
         last = runs.to_the_end(crashed, emu)
         say(f"last rerun: {last.count('success')} succeeded, {last.count('skipped')} skipped")
@@ -655,8 +659,11 @@ def say(text: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def check(argv: list[str], say: Callable[[str], None] = say) -> Figures:
-    """Run the check ``argv`` asks for (``soak …`` or ``crash …``) and return its figures."""
+def check(
+    argv: list[str], emulator: Emulator | None = None, say: Callable[[str], None] = say
+) -> Figures:
+    """Run the check ``argv`` asks for (``soak …`` or ``crash …``) and return its figures;
+    against ``emulator`` when given, else against one started in a process of its own."""
     options = parser().parse_args(argv)
     if options.check == "crash" and (
         unknown := sorted({k.strip() for k in options.kills.split(",")} - set(KILL_POINTS))
@@ -672,7 +679,10 @@ def check(argv: list[str], say: Callable[[str], None] = say) -> Figures:
             tmp.mkdir(parents=True, exist_ok=True)
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reliability-")))
-        figures = soak(options, tmp) if options.check == "soak" else crash(options, tmp, say)
+        if options.check == "soak":
+            figures = soak(options, tmp, emulator)
+        else:
+            figures = crash(options, tmp, emulator, say)
     figures.seconds = time.monotonic() - started
     if options.json:
         options.json.write_text(json.dumps(asdict(figures), indent=2))
@@ -683,7 +693,10 @@ def main() -> None:
     if sys.argv[1:2] == ["_batch"]:
         _batch()
         return
-    figures = check(sys.argv[1:])
+    try:
+        figures = check(sys.argv[1:])
+    finally:
+        stop_spare()
     print(figures.show())
     sys.exit(1 if figures.broken else 0)
 

@@ -1,24 +1,47 @@
 """The soak and crash checks of ``bench/reliability.py`` at a small size, with their promises.
 
-The same code as the full-size commands (README "Guarantees"): the engine in child processes
-against the emulator in its own process, faults on every route, SIGKILLs read from the
-emulator's counters, and the judges of what is on disk, which are shown to fail on bad files.
+The same code as the full-size commands (README "Guarantees"): the engine's runs in child
+processes, faults on every route, SIGKILLs read from the emulator's counters, and the judges of
+what is on disk, which are shown to fail on bad files. Here the emulator is the suite's server
+(its own thread in the test process, still another process than the runs): starting one more
+would add seconds of imports to each check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from scenario_upscale.emulator import EmulatorServer
 from tests.support import bench_module
 
 reliability = bench_module("reliability")
 
 
-def test_a_small_soak_pays_each_input_once_and_delivers_every_paid_output() -> None:
-    figures = reliability.check(["soak", "--inputs", "60", "--job-duration-s", "0.5"])
+@pytest.fixture(scope="module", autouse=True)
+def _no_child_left() -> Iterator[None]:
+    yield
+    reliability.stop_spare()  # the run started ahead, which has no batch to run
+
+
+@pytest.fixture
+def suite_emulator(fresh_emulator: EmulatorServer) -> Iterator[object]:
+    controls = reliability.Emulator(
+        fresh_emulator.root_url, fresh_emulator.api_key, fresh_emulator.api_secret
+    )
+    yield controls
+    controls.http.close()
+
+
+def test_a_small_soak_pays_each_input_once_and_delivers_every_paid_output(
+    suite_emulator: object,
+) -> None:
+    figures = reliability.check(
+        ["soak", "--inputs", "60", "--job-duration-s", "0.5"], suite_emulator
+    )
     assert figures.broken == [], figures.show()
     assert int(figures.value("faults injected")) > 0
     assert figures.value("inputs charged more than once") == "0"
@@ -30,9 +53,12 @@ def test_a_small_soak_pays_each_input_once_and_delivers_every_paid_output() -> N
     assert figures.value("files holding the key or secret") == "0"
 
 
-def test_two_sigkills_and_a_rerun_pay_each_input_once_with_the_clean_run_s_bytes() -> None:
+def test_two_sigkills_and_a_rerun_pay_each_input_once_with_the_clean_run_s_bytes(
+    suite_emulator: object,
+) -> None:
     figures = reliability.check(
-        ["crash", "--inputs", "20", "--kills", "submit,download", "--job-duration-s", "0.5"]
+        ["crash", "--inputs", "20", "--kills", "submit,download", "--job-duration-s", "0.5"],
+        suite_emulator,
     )
     assert figures.broken == [], figures.show()
     assert figures.value("kill points hit") == "submit, download"
