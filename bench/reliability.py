@@ -430,8 +430,11 @@ def common_figures(
     figures: Figures, emulator: Emulator, runs: Runs, targets: list[Path], inputs: Path
 ) -> None:
     """What both checks print about charges, the files in the targets and secrets."""
-    charged, paid_inputs, twice = charges(emulator.stats())
-    figures.add("jobs charged", charged)
+    stats = emulator.stats()
+    charged, paid_inputs, twice = charges(stats)
+    figures.add("jobs created", stats.jobs_created)
+    refunded = sum(entry.refunds for entry in stats.charges_by_content.values())
+    figures.add("jobs charged / refunded", f"{charged}/{refunded}")
     figures.add("inputs charged (net of refunds)", paid_inputs)
     figures.add("inputs charged more than once", twice, twice == 0)
     for target in targets:

@@ -158,7 +158,8 @@ class DownloadRetry:
     capped, jittered backoff (``policy``'s) for as long as ``budget_s`` allows, measured on a
     monotonic clock from the first try: the output is paid for, and a few minutes of a flaky
     CDN must not leave it for a rerun. A fresh URL (expired link, wrong rendition) is tried at
-    once, ``fresh_urls`` times at most, since asking again repeats a cause that is not transient.
+    once, ``fresh_urls`` times in a row at most, since asking again repeats a cause that is not
+    transient; a backoff wait in between starts the count again (the wait can outlive a URL).
     No sleep runs past the budget.
     """
 
@@ -183,6 +184,9 @@ class DownloadRetry:
         if not isinstance(error, Transient | httpx.TransportError):
             return False
         self._transient += 1
+        # A URL that expires after this wait expired because of it, not because fresh URLs fail:
+        # only fresh URLs that expire one after another count against ``fresh_urls``.
+        self._fresh = 0
         left = self.budget_s - (time.monotonic() - self._started)
         wait = self.policy.delay(self._transient)
         if wait >= left:

@@ -186,6 +186,17 @@ async def test_a_download_outlasts_transient_faults_until_its_budget_of_time() -
     assert await _count_tries(DownloadRetry(quick, fresh_urls=3), [RetryNow()] * 5) == 3
 
 
+async def test_urls_that_expire_during_backoff_waits_do_not_use_up_the_fresh_urls() -> None:
+    # The fault soak's pattern: a cut transfer, a backoff wait longer than the URL lives, an
+    # expired URL, a fresh one, another cut transfer... All within the budget of time.
+    quick = RetryPolicy(base_delay_s=0.001, max_delay_s=0.001)
+    flaky = [Transient("cut short"), RetryNow()] * 6
+    assert await _count_tries(DownloadRetry(quick, budget_s=60, fresh_urls=2), flaky) == 13
+    # Fresh URLs that expire one after another still give up after ``fresh_urls``.
+    expiring = [Transient("cut short"), RetryNow(), RetryNow(), RetryNow()]
+    assert await _count_tries(DownloadRetry(quick, budget_s=60, fresh_urls=2), expiring) == 3
+
+
 async def test_ceiling_waits_are_not_lost_answers() -> None:
     """Lost answers count in a row for one input; a 429 in between resets, never adds."""
     quick = RetryPolicy(base_delay_s=0.001, max_delay_s=0.001, max_server_wait_s=0.001)
