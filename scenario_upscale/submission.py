@@ -123,6 +123,8 @@ class Submitter:
             job = await self.client.get_job(job_id)
             if job.outcome in ("failure", "canceled"):
                 # Rerunning is how a user retries a failed input; Scenario refunded that job.
+                # Claimed, so that a lost answer to the new submit is never matched to it.
+                self._claimed.add(job_id)
                 log.info(
                     "job %s for %s ended %s: submitting again", job_id, item.source.name, job.status
                 )

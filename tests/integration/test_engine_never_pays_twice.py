@@ -153,6 +153,24 @@ async def test_a_rerun_retries_an_input_whose_job_failed(
     assert all(r.input_width for r in second.results)  # skipped ones too
 
 
+async def test_a_rerun_whose_new_submit_loses_its_answer_never_takes_the_failed_job_for_it(
+    client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    # Found by the 1000-input soak: the lost answer was matched, within the clock-skew margin,
+    # to the input's own failed job of the run before, so the input failed again untried.
+    write_images(tmp_path / "in", 1)
+    inputs, out = str(tmp_path / "in"), str(tmp_path / "out")
+    fresh_emulator.configure(fail_next_n_jobs=1)
+    first = await run_batch(client, inputs, out, poll=FAST_POLL, dry_run_pricing=False)
+    assert first.count("failure") == 1
+    fresh_emulator.configure(fail_next_n_posts=1, fault_routes=["/v1/generate/custom/{modelId}"])
+    second = await run_batch(client, inputs, out, poll=FAST_POLL, dry_run_pricing=False)
+    [result] = second.results
+    assert result.status == "success", result.error
+    assert result.job_id != first.results[0].job_id and not result.reconciled
+    assert fresh_emulator.stats().jobs_created == 2
+
+
 async def test_two_runs_on_one_target_at_once_pay_once(
     client: ScenarioClient, fresh_emulator: EmulatorServer, tmp_path: Path
 ) -> None:
