@@ -17,10 +17,11 @@ random key and secret), and judge the outcome from the outside: charges from the
   CDN download), then one rerun to the end; outputs are compared byte for byte with the clean run.
 
 It prints one line per figure and exits 1 when a promise is broken: an input charged more than
-once, a paid output not delivered by the run that paid for it (soak) or missing at the end
-(crash), an output that does not decode at the expected size, a ``.part`` file left, a key or
-secret in a file written (the targets, the runs' logs and their home folder), a kill point not
-reached, an output that differs from the clean run's. ``--json PATH`` writes the figures too.
+once, a paid output not delivered by the run that paid for it (soak), a failed input a rerun did
+not try again (soak), an output missing at the end or different from the clean run's (crash), an
+output that does not decode at the expected size, a ``.part`` file left, a key or secret in a
+file written (the targets, the runs' logs and their home folder), a kill point not reached.
+``--json PATH`` writes the figures too.
 """
 
 from __future__ import annotations
@@ -500,12 +501,20 @@ def soak(options: argparse.Namespace, tmp: Path, emulator: Emulator | None) -> F
             )
             figures.add(f"{label}: exit code", run.exit_code, run.exit_code == 0)
             figures.add(f"{label}: paid outputs not delivered in this run", len(undelivered))
-            if undelivered or run.exit_code != 0:
+            # A rerun tries a failed input again: a failure on an earlier run's job is not that.
+            untried = [
+                r["job_id"]
+                for r in run.results
+                if r["status"] == "failure" and known.get(r["job_id"]) == "failure"
+            ]
+            if index:
+                figures.add(f"{label}: failed inputs not tried again", len(untried), not untried)
+            if undelivered or untried or run.exit_code != 0:
                 evidence = figures.details.setdefault("evidence", [])
                 errors = [
                     f"{r['source']}: {r['status']}: {r['error']}"
                     for r in run.results
-                    if r["job_id"] in undelivered
+                    if r["job_id"] in undelivered or r["job_id"] in untried
                 ]
                 evidence += errors[:10] + log_excerpt(run)
             known = jobs
