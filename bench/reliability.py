@@ -633,7 +633,6 @@ def crash(
         evidence += [f"differs or missing: {name}" for name in differing[:10]]
         if last.exit_code != 0:
             evidence += log_excerpt(last)
-        figures.details["kills"] = [k.killed_at for k in killed]
         common_figures(figures, emu, runs, [clean, crashed], inputs)
     return figures
 
