@@ -96,7 +96,6 @@ async def record_committed_spend(spend: CommittedSpend, flow_run_id: UUID | None
 
     Called once the cancellation reached the body (and was caught), so its awaits complete.
     """
-    get_run_logger().warning("%s", spend.message())
     await acreate_markdown_artifact(
         markdown=spend.markdown(), key=CANCELLED_ARTIFACT_KEY, description=spend.headline()
     )

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import (
@@ -51,6 +52,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
@@ -64,12 +67,14 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelling
 from starlette.types import Receive, Scope, Send
 
+import flows.cancellation
 from blocks.credentials import ScenarioCredentials
 from commands.cli import CANCELLED_EXIT_CODE
 from commands.prefect_runtime import stop_process_group
 from deployments.definitions import ALL_DEPLOYMENTS, UPSCALE_ON_DEMAND
-from flows.cancellation import BATCH_CANCELLED, CANCELLED_ARTIFACT_KEY
+from flows.cancellation import BATCH_CANCELLED, CANCELLED_ARTIFACT_KEY, cancel_switch
 from flows.options import DEFAULT_CONCURRENCY_LIMIT
+from flows.upscale import upscale_batch
 from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
 from scenario_upscale.emulator.app import EmulatorApp
 from tests.prefect_server import PrefectTestServer
@@ -401,3 +406,68 @@ async def test_a_deployment_run_cancelled_from_the_api_stops_and_reports_its_spe
         await assert_cancelled_and_reported(setup, run.id, cancelled_at)
         limit = await setup.client.read_global_concurrency_limit_by_name(setup.limit)
         assert limit.active_slots == 0, served.log_tail()
+
+
+# -- in this process --------------------------------------------------------------------------
+
+
+async def test_a_state_read_that_fails_neither_stops_nor_cancels_the_run(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup.emulator.configure(job_duration_s=0.2)
+    failed: list[UUID] = []
+
+    def flaky_client() -> PrefectClient:
+        client = get_client()
+        read = client.read_flow_run
+
+        async def first_read_fails(flow_run_id: UUID) -> FlowRun:
+            if not failed:
+                failed.append(flow_run_id)
+                raise httpx.ConnectError("All connection attempts failed")
+            return await read(flow_run_id)
+
+        monkeypatch.setattr(client, "read_flow_run", first_read_fails)
+        return client
+
+    monkeypatch.setattr(flows.cancellation, "get_client", flaky_client)
+    write_images(tmp_path / "in", 2)
+    state = await upscale_batch(
+        inputs=str(tmp_path / "in"),
+        target=str(tmp_path / "out"),
+        credentials_block=setup.block,
+        return_state=True,
+    )
+
+    assert state.is_completed(), state.message
+    assert failed == [state.state_details.flow_run_id]
+
+    async def warned() -> list[str] | None:
+        logs = await setup.client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=failed)))
+        messages = [log.message for log in logs]
+        return messages if any("Could not read" in m for m in messages) else None
+
+    messages = await eventually(warned, "the run's warning", lambda: None)
+    assert (
+        "Could not read this run's state to see whether it was cancelled (All connection "
+        "attempts failed); trying again every 0.5 s"
+    ) in messages
+
+
+async def test_a_cancel_switch_pulled_before_the_run_got_going_still_cancels_it(
+    setup: Setup, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "in", 2)
+    with cancel_switch() as switch:
+        switch.pull()  # Ctrl-C while the command was still starting the run
+        state = await upscale_batch(
+            inputs=str(tmp_path / "in"),
+            target=str(tmp_path / "out"),
+            credentials_block=setup.block,
+            return_state=True,
+        )
+
+    assert state.is_cancelled(), state
+    assert state.message is not None
+    assert state.message.startswith("Cancelled: 0 job(s) submitted, 0 creative units committed.")
+    assert setup.emulator.stats().jobs_created == 0
