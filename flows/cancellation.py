@@ -194,9 +194,10 @@ async def _cancel_requested(flow_run_id: UUID, switch: CancelSwitch | None) -> N
 
 
 async def _stop(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it is done, whatever it ended with (what is left to say
+    is the cancel, or was said by the caller)."""
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait({task})
 
 
 def _target_of(body: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -251,6 +252,14 @@ def stops_when_cancelled(
 
         try:
             await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done() and (error := watch.exception()) is not None:
+                # Only a cancel from outside can stop the run now: it goes on rather than stop.
+                get_run_logger().warning(
+                    "This run stopped watching for a cancel from the UI or the API (%s); it "
+                    "goes on",
+                    error,
+                )
+                await asyncio.wait({work})
         except asyncio.CancelledError:
             # Cancelled from outside: a runner's kill (a deployment's run), or a parent's.
             await _stop(watch)

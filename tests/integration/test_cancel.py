@@ -411,6 +411,18 @@ async def test_a_deployment_run_cancelled_from_the_api_stops_and_reports_its_spe
 # -- in this process --------------------------------------------------------------------------
 
 
+async def logged(setup: Setup, run_id: UUID, message: str) -> None:
+    """Waits for ``message`` among the logs of the run (they reach the server in batches)."""
+
+    async def found() -> bool:
+        logs = await setup.client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+        )
+        return any(log.message == message for log in logs)
+
+    await eventually(found, f"the run to log {message!r}", lambda: None)
+
+
 async def test_a_state_read_that_fails_neither_stops_nor_cancels_the_run(
     setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -442,16 +454,39 @@ async def test_a_state_read_that_fails_neither_stops_nor_cancels_the_run(
     assert state.is_completed(), state.message
     assert failed == [state.state_details.flow_run_id]
 
-    async def warned() -> list[str] | None:
-        logs = await setup.client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=failed)))
-        messages = [log.message for log in logs]
-        return messages if any("Could not read" in m for m in messages) else None
-
-    messages = await eventually(warned, "the run's warning", lambda: None)
-    assert (
+    await logged(
+        setup,
+        failed[0],
         "Could not read this run's state to see whether it was cancelled (All connection "
-        "attempts failed); trying again every 0.5 s"
-    ) in messages
+        "attempts failed); trying again every 0.5 s",
+    )
+
+
+async def test_a_run_that_cannot_watch_its_state_goes_on_and_says_so(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup.emulator.configure(job_duration_s=0.2)
+
+    def no_client() -> PrefectClient:
+        raise RuntimeError("no Prefect API here")
+
+    monkeypatch.setattr(flows.cancellation, "get_client", no_client)
+    write_images(tmp_path / "in", 1)
+    state = await upscale_batch(
+        inputs=str(tmp_path / "in"),
+        target=str(tmp_path / "out"),
+        credentials_block=setup.block,
+        return_state=True,
+    )
+
+    assert state.is_completed(), state.message
+    assert state.state_details.flow_run_id is not None
+    await logged(
+        setup,
+        state.state_details.flow_run_id,
+        "This run stopped watching for a cancel from the UI or the API (no Prefect API here); "
+        "it goes on",
+    )
 
 
 async def test_a_cancel_switch_pulled_before_the_run_got_going_still_cancels_it(
