@@ -75,7 +75,8 @@ class CommittedSpend(BaseModel):
             "Scenario cannot cancel upscale jobs: the jobs already submitted finish and stay "
             "paid for. Rerun with the same inputs, target and models (the same command, or "
             "the same parameters) to collect their outputs without paying again: the rerun "
-            "takes over the submitted jobs instead of submitting them again."
+            "takes over the submitted jobs instead of submitting them again (and looks up a "
+            "submit the cancel cut short in Scenario's job list before anything is resent)."
         )
 
     def message(self) -> str:
