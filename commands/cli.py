@@ -7,14 +7,17 @@ The commands that run flows import the Prefect layer only when called, so the en
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 # Loaded for the type of --profile (typer reads the Literal's names as the choices).
 from scenario_upscale.emulator.profiles import ProfileName
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Upscale images with Scenario through Prefect flows, or try it all on a local emulator.",
@@ -119,10 +122,15 @@ def upscale(
 ) -> None:
     """Run the upscale-batch flow on INPUTS with one model.
 
+    Ctrl-C cancels the run as the Prefect UI's Cancel does: no new job, no more polling, and
+    the jobs already submitted (which Scenario cannot cancel) are reported; a second Ctrl-C
+    stops at once.
+
     Exit codes:
     0 completed: every input upscaled (or already done);
     3 partially completed: some inputs failed, the others are in the target;
     1 failed: every input failed, or bad input stopped it before any spending;
+    130 cancelled (Ctrl-C, the UI or the API): rerun the same command to collect what it paid;
     2 bad command-line options.
     """
     from commands.prefect_runtime import prefect_api
@@ -130,13 +138,12 @@ def upscale(
     with prefect_api() as api:
         import asyncio
 
-        from commands.demo import as_coroutine
         from flows.upscale import upscale_batch
         from scenario_upscale.batch import UpscaleSpec
 
         state = asyncio.run(
-            as_coroutine(
-                upscale_batch(
+            _cancelled_by_ctrl_c(
+                lambda: upscale_batch(
                     inputs=inputs,
                     target=target,
                     upscales=[UpscaleSpec(model_id=model, parameters=_parameters(param or []))],
@@ -148,15 +155,46 @@ def upscale(
         )
         typer.echo(f"{state.name}: {state.message}")
         typer.echo(api.view_hint(state.state_details.flow_run_id or ""))
-    raise typer.Exit(exit_code(state.name, state.is_completed()))
+    raise typer.Exit(exit_code(state.name, state.is_completed(), state.is_cancelled()))
+
+
+async def _cancelled_by_ctrl_c(start: Callable[[], Awaitable[T]]) -> T:
+    """``start()`` awaited with Ctrl-C pulling the runs' cancel switch (see flows.cancellation);
+    a second Ctrl-C raises KeyboardInterrupt at once, as Python's own handler does."""
+    import asyncio
+    import signal
+
+    from flows.cancellation import cancel_switch
+
+    loop = asyncio.get_running_loop()
+    with cancel_switch() as switch:
+
+        def first_ctrl_c() -> None:
+            loop.remove_signal_handler(signal.SIGINT)  # back to KeyboardInterrupt
+            typer.echo(
+                "Cancelling: no new job will be submitted; jobs already submitted finish on "
+                "Scenario and stay paid for (Ctrl-C again to stop at once).",
+                err=True,
+            )
+            switch.pull()
+
+        loop.add_signal_handler(signal.SIGINT, first_ctrl_c)
+        try:
+            return await start()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
 
 
 #: ``upscale``'s exit code when the run ended "Partially completed" (some inputs failed).
 PARTIAL_EXIT_CODE = 3
+#: ``upscale``'s exit code when the run was cancelled (128 + SIGINT, as shells report Ctrl-C).
+CANCELLED_EXIT_CODE = 130
 
 
-def exit_code(state_name: str | None, completed: bool) -> int:
-    """0 completed, 3 partially completed, 1 anything else (Failed, Crashed, Cancelled)."""
+def exit_code(state_name: str | None, completed: bool, cancelled: bool = False) -> int:
+    """0 completed, 3 partially completed, 130 cancelled, 1 anything else (Failed, Crashed)."""
+    if cancelled:
+        return CANCELLED_EXIT_CODE
     if not completed:
         return 1
     return PARTIAL_EXIT_CODE if state_name == "Partially completed" else 0

@@ -19,6 +19,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed
 
 from blocks.credentials import ScenarioCredentials
+from flows.cancellation import stops_when_cancelled
 from flows.options import (
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_CREDENTIALS_BLOCK,
@@ -71,6 +72,7 @@ def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchRep
 
 
 @flow(name="upscale-batch", log_prints=False)
+@stops_when_cancelled
 async def upscale_batch(
     inputs: list[str] | str,
     target: str = DEFAULTS.target,
