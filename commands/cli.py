@@ -156,10 +156,11 @@ PARTIAL_EXIT_CODE = 3
 
 
 def exit_code(state_name: str | None, completed: bool) -> int:
-    """0 completed, 3 partially completed, 1 anything else (Failed, Crashed, Cancelled)."""
-    if not completed:
-        return 1
-    return PARTIAL_EXIT_CODE if state_name == "Partially completed" else 0
+    """0 completed, 3 partially completed (a FAILED-type state by that name, see
+    ``flows.states``), 1 anything else (Failed, Over budget, Crashed, Cancelled)."""
+    if state_name == "Partially completed":
+        return PARTIAL_EXIT_CODE
+    return 0 if completed else 1
 
 
 _VERDICT_STYLE = {"ok": "green", "note": "yellow", "FAIL": "bold red", "skipped": "dim"}
