@@ -76,7 +76,7 @@ def final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchRepo
     failed = [r for r in report.results if r.status not in ("success", "skipped")]
     first = f"{failed[0].source} ({failed[0].model_id}): {failed[0].error}"
     message = (
-        f"{report.summary()}. {len(failed)} of {len(report.results)} input(s) failed; "
+        f"{len(failed)} of {len(report.results)} input(s) failed ({report.summary()}); "
         f"first: {first}"
     )
     name = PARTIALLY_COMPLETED if outcome == "partially-completed" else "Failed"
