@@ -15,7 +15,7 @@ import asyncio
 import io
 import os
 from pathlib import PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import fsspec
 from PIL import Image, UnidentifiedImageError
@@ -25,13 +25,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
-from prefect.states import Completed, Failed
+from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from flows.options import DEFAULTS, UpscaleOptions
 from flows.pictures import PictureBudget, code
 from flows.reporting import report_nothing_new
-from flows.states import PARTIALLY_COMPLETED, report_of
+from flows.states import PARTIALLY_COMPLETED, partially_completed, result_of
 from flows.upscale import upscale_batch
 from scenario_upscale import sources
 from scenario_upscale.batch import BatchReport, UpscaleSpec
@@ -63,7 +63,7 @@ def _ended_as(batch: State[BatchReport], result: T) -> State[T]:
     """A parent run ends as its batch did: Completed, or "Partially completed" (FAILED-type,
     see ``flows.states``) with the batch's message, carrying the parent's own result."""
     if batch.name == PARTIALLY_COMPLETED:
-        return Failed(data=result, message=batch.message, name=PARTIALLY_COMPLETED)
+        return partially_completed(result, batch.message)
     return Completed(data=result, message=batch.message)
 
 
@@ -176,7 +176,7 @@ async def upscale_new_assets(
     batch = await upscale_batch(
         inputs=[f.location for f in new], **options.given(), return_state=True
     )
-    report = await report_of(batch)  # a batch that failed as a whole fails this run too
+    report = await result_of(batch)  # a batch that failed as a whole fails this run too
     if report.ok:
         mark = await advance_watermark(mark_path, mark, new, _flow_run_id())
     else:
@@ -344,7 +344,7 @@ async def _upscale_on_deployment(
         )
     # Deployment runs persist their results (PREFECT_RESULTS_PERSIST_BY_DEFAULT, set by
     # deployments.serve and prefect.yaml): this is the run's own BatchReport, not a guess.
-    return await report_of(run.state), str(run.id)
+    return cast(BatchReport, await result_of(run.state)), str(run.id)
 
 
 @flow(name="asset-pipeline", log_prints=False)
@@ -408,16 +408,13 @@ async def asset_pipeline(
         )
     else:
         batch = await upscale_batch(inputs=ingested, **options.given(), return_state=True)
-        report = await report_of(batch)
+        report = await result_of(batch)
     # What the batch did upscale is published, even when some inputs failed.
     thumbnails = await publish_upscaled(outputs_of(report), published)
     result = PipelineResult(
         ingested=ingested, report=report, published=thumbnails, upscale_flow_run_id=run_id
     )
     if not report.ok:
-        return Failed(  # type: ignore[return-value]
-            data=result,
-            message=f"{report.summary()}; published what succeeded",
-            name=PARTIALLY_COMPLETED,
-        )
+        message = f"{report.summary()}; published what succeeded"
+        return partially_completed(result, message)  # type: ignore[return-value]
     return result

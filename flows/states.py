@@ -17,18 +17,22 @@ An automation tells them apart by the state name (Prefect names its state-change
 ``scenario.upscale.batch.completed`` event (``flows.reporting``).
 
 A failed run's result is a ``BatchIncomplete`` exception that carries the report: a Python caller
-of ``upscale_batch`` gets the error raised, with every input's result in ``error.report``.
+of ``upscale_batch`` gets the error raised, with every input's result in ``error.report``; the
+parent flows raise ``RunIncomplete`` with their own result. ``result_of`` reads either from a
+state.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from scenario_upscale.batch import BatchReport
 from scenario_upscale.errors import BudgetExceeded
+
+T = TypeVar("T")
 
 PARTIALLY_COMPLETED = "Partially completed"
 OVER_BUDGET = "Over budget"
@@ -37,7 +41,25 @@ Outcome = Literal["completed", "partially-completed", "failed", "over-budget", "
 """How a run ended, as the batch event's ``scenario.outcome`` label and payload spell it."""
 
 
-class BatchIncomplete(Exception):
+class RunIncomplete(Exception):
+    """A run ended "Partially completed" or "Failed" with a result: ``result`` is what it did.
+
+    The result of such a run, raised to a Python caller (``upscale-new-assets`` and
+    ``asset-pipeline`` raise it with their own result when their batch was partial).
+    """
+
+    def __init__(self, message: str, result: Any) -> None:
+        # Both in ``args``: the exception is the run's persisted result, and pickle rebuilds it
+        # from them.
+        super().__init__(message, result)
+        self.message = message
+        self.result = result
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BatchIncomplete(RunIncomplete):
     """Some inputs of a batch failed; ``report`` has every input's result.
 
     Example:
@@ -47,15 +69,12 @@ class BatchIncomplete(Exception):
         ...     report = error.report
     """
 
-    def __init__(self, message: str, report: BatchReport) -> None:
-        # Both in ``args``: the exception is the run's persisted result, and pickle rebuilds it
-        # from them.
-        super().__init__(message, report)
-        self.message = message
-        self.report = report
+    def __init__(self, message: str, result: BatchReport) -> None:
+        super().__init__(message, result)
 
-    def __str__(self) -> str:
-        return self.message
+    @property
+    def report(self) -> BatchReport:
+        return cast(BatchReport, self.result)
 
 
 def outcome_of(report: BatchReport, fail_on_any_error: bool = False) -> Outcome:
@@ -88,17 +107,22 @@ def over_budget_state(stop: BudgetExceeded) -> State[BatchReport]:
     return Failed(data=stop, message=str(stop), name=OVER_BUDGET)
 
 
-async def report_of(state: State[BatchReport]) -> BatchReport:
-    """The report of a finished batch run, whole or partial; raises the run's error otherwise.
+def partially_completed(result: T, message: str | None) -> State[T]:
+    """The state of a parent run (``upscale-new-assets``, ``asset-pipeline``) whose batch was
+    partial: FAILED-type and named so, its own result raised as ``RunIncomplete``."""
+    message = message or PARTIALLY_COMPLETED
+    return Failed(data=RunIncomplete(message, result), message=message, name=PARTIALLY_COMPLETED)
 
-    For a parent flow that goes on with what a batch did: ``upscale_batch(...,
-    return_state=True)`` then ``await report_of(state)``.
+
+async def result_of(state: State[T]) -> T:
+    """The result of a finished run, whole or partial; raises the run's error otherwise.
+
+    For a caller that goes on with what a run did: ``upscale_batch(..., return_state=True)``
+    then ``await result_of(state)`` gives its ``BatchReport`` also when some inputs failed.
     """
     result = await state.aresult(raise_on_failure=False)
-    if isinstance(result, BatchReport):
-        return result
-    if isinstance(result, BatchIncomplete) and state.name == PARTIALLY_COMPLETED:
-        return result.report
+    if isinstance(result, RunIncomplete) and state.name == PARTIALLY_COMPLETED:
+        return cast(T, result.result)
     if isinstance(result, BaseException):
         raise result
-    raise TypeError(f"a batch run ended {state.name} without a report: {result!r}")
+    return result

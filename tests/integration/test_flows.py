@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 import uuid
@@ -369,6 +370,7 @@ async def test_the_progress_artifact_moves_while_the_batch_runs(
         )
     )
     seen: set[float] = set()
+    words: set[str] = set()
     async with get_client() as client:
         while not run.done():
             artifacts = await client.read_artifacts(
@@ -377,15 +379,17 @@ async def test_the_progress_artifact_moves_while_the_batch_runs(
                 sort=ArtifactSort.CREATED_DESC,
                 limit=20,
             )
-            seen.update(
-                float(a.data)
-                for a in artifacts  # type: ignore[arg-type]
-                if a.description and target in a.description
-            )
+            mine = [a for a in artifacts if a.description and target in a.description]
+            seen.update(float(a.data) for a in mine)  # type: ignore[arg-type]
+            words.update(a.description for a in mine if a.description)
             await asyncio.sleep(0.2)
     state = await run
     assert state.is_completed(), state.message
     assert any(0 < value < 100 for value in seen), seen  # it moved between start and end
+    # In words too, while it runs: the percentage, jobs submitted, creative units committed.
+    moving = [w for w in words if "**100 %**" not in w and "job(s) submitted" in w]
+    live = re.compile(r"\*\*\d+ %\*\*.* [1-6] job\(s\) submitted · [1-9]")
+    assert any(live.search(w) for w in moving), words
 
 
 async def test_a_progress_listener_sees_the_counts_of_the_flows_it_watches(

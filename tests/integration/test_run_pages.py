@@ -18,7 +18,13 @@ from prefect.client.schemas.objects import Artifact
 from prefect.events.schemas.events import ReceivedEvent
 
 from flows.pictures import ARTIFACT_PICTURE_BUDGET, THUMBNAIL_MAX_SIDE, code
-from flows.pipeline import GALLERY_ARTIFACT_KEY, publish_upscaled, upscale_new_assets
+from flows.pipeline import (
+    GALLERY_ARTIFACT_KEY,
+    PipelineResult,
+    asset_pipeline,
+    publish_upscaled,
+    upscale_new_assets,
+)
 from flows.reporting import (
     BATCH_COMPLETED,
     JOB_COMPLETED,
@@ -29,7 +35,7 @@ from flows.reporting import (
     RESULTS_TABLE_KEY,
     results_markdown,
 )
-from flows.states import OVER_BUDGET, PARTIALLY_COMPLETED, BatchIncomplete
+from flows.states import OVER_BUDGET, PARTIALLY_COMPLETED, BatchIncomplete, RunIncomplete, result_of
 from scenario_upscale.batch import BatchReport, ItemResult
 from scenario_upscale.emulator import EmulatorServer
 from tests.integration.test_flows import (
@@ -273,6 +279,31 @@ async def test_a_rerun_that_finds_everything_done_names_no_output_to_publish_aga
     assert event.payload["outputs"] == []
     assert event.payload["skipped_outputs"] == first.results[0].outputs
     assert event.resource["scenario.outcome"] == "completed"
+
+
+async def test_a_pipeline_whose_batch_was_partial_publishes_what_succeeded_and_is_not_green(
+    credentials_block: str, scenario: EmulatorServer, tmp_path: Path
+) -> None:
+    write_images(tmp_path / "drop", 2, size=(40, 30))
+    scenario.configure(fail_next_n_jobs=1)
+
+    state = await asset_pipeline(
+        source=str(tmp_path / "drop"),
+        staging=str(tmp_path / "staging"),
+        target=str(tmp_path / "out"),
+        published=str(tmp_path / "published"),
+        credentials_block=credentials_block,
+        return_state=True,
+    )
+
+    assert state.is_failed() and state.name == PARTIALLY_COMPLETED, (state.name, state.message)
+    with pytest.raises(RunIncomplete, match=r"1 failed; .*; published what succeeded"):
+        await state.aresult()
+    result = await result_of(state)
+    assert isinstance(result, PipelineResult)
+    [succeeded] = [r for r in result.report.results if r.status == "success"]
+    [thumbnail] = result.published
+    assert Path(thumbnail).name.startswith(Path(succeeded.outputs[0]).stem)
 
 
 async def test_a_large_batch_shows_a_bounded_sample_of_pictures(tmp_path: Path) -> None:
