@@ -99,8 +99,3 @@ def code(text: str) -> str:
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|").replace("\n", " ")
-
-
-def cell(text: str) -> str:
-    """``text`` safe inside a Markdown table cell (pipes escaped, on one line)."""
-    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")

@@ -28,7 +28,7 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 
-from flows.pictures import PictureBudget, cell, code
+from flows.pictures import PictureBudget, code
 from flows.states import Outcome, outcome_of
 from scenario_upscale.batch import BatchReport, ItemResult, Progress
 from scenario_upscale.errors import BudgetExceeded
@@ -194,7 +194,7 @@ def results_table(results: Sequence[ItemResult]) -> list[dict[str, Any]]:
             "input size": _size(r.input_width, r.input_height),
             "output size": _size(r.output_width, r.output_height),
             "output": ", ".join(code(o) for o in r.outputs),
-            "error": cell(r.error or ""),
+            "error": code(r.error or ""),
         }
         for r in results
     ]
@@ -223,7 +223,8 @@ def results_markdown(report: BatchReport, target: str, pictured: int = PICTURED_
         units = _units(float(_net(r))) if r.creative_units is not None else ""
         if r.creative_units_refunded:
             units += f" ({_units(r.creative_units_refunded)} refunded)"
-        status = r.status if not r.error else f"{r.status}: {cell(r.error)}"
+        # Errors name files too (``a@b.png is not an image``): code, never a mail link.
+        status = r.status if not r.error else f"{r.status}: {code(r.error)}"
         outputs = "<br>".join(code(os.path.basename(o)) for o in r.outputs)
         lines.append(
             f"| {before} | {after} | {code(name)} | {code(r.model_id)} | {status} | {size} | "

@@ -316,7 +316,15 @@ async def test_a_large_batch_shows_a_bounded_sample_of_pictures(tmp_path: Path) 
     report = BatchReport(
         results=[
             ItemResult(source=str(image), model_id=V3, status="success", outputs=[str(image)])
-            for _ in range(PICTURED_RESULTS + 20)
+            for _ in range(PICTURED_RESULTS + 19)
+        ]
+        + [
+            ItemResult(
+                source="in/bad@x.png",
+                model_id=V3,
+                status="invalid",
+                error="in/bad@x.png is not an image | or a video",
+            )
         ],
         creative_units=0,
         started_at=now,
@@ -324,6 +332,10 @@ async def test_a_large_batch_shows_a_bounded_sample_of_pictures(tmp_path: Path) 
     )
 
     markdown = results_markdown(report, str(tmp_path))
+    # The last result first: its error names a file with an ``@``, and has a pipe in it.
+    failed = results_markdown(report.model_copy(update={"results": report.results[::-1]}), "o")
+    assert bare_mail_like_names(failed) == []
+    assert "`in/bad@x.png is not an image \\| or a video`" in failed
 
     pictures = decoded_pictures(markdown)
     assert 0 < len(pictures) < 2 * PICTURED_RESULTS
