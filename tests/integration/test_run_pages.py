@@ -200,7 +200,7 @@ async def test_a_budget_stop_ends_with_its_progress_price_per_model_and_event(
     assert state.is_failed() and state.name == OVER_BUDGET, (state.name, state.message)
     assert state.message is not None and "nothing was submitted" in state.message
     stats = scenario.stats()
-    assert stats.jobs_created == 0 and stats.dry_runs == 4
+    assert stats.jobs_created == 0 and stats.creative_units_charged == 0
 
     run_id = flow_run_id(state)
     artifacts = await read_run_artifacts(run_id)
