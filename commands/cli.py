@@ -192,12 +192,13 @@ CANCELLED_EXIT_CODE = 130
 
 
 def exit_code(state_name: str | None, completed: bool, cancelled: bool = False) -> int:
-    """0 completed, 3 partially completed, 130 cancelled, 1 anything else (Failed, Crashed)."""
+    """0 completed, 3 partially completed (a FAILED-type state by that name, see
+    ``flows.states``), 130 cancelled, 1 anything else (Failed, Over budget, Crashed)."""
     if cancelled:
         return CANCELLED_EXIT_CODE
-    if not completed:
-        return 1
-    return PARTIAL_EXIT_CODE if state_name == "Partially completed" else 0
+    if state_name == "Partially completed":
+        return PARTIAL_EXIT_CODE
+    return 0 if completed else 1
 
 
 _VERDICT_STYLE = {"ok": "green", "note": "yellow", "FAIL": "bold red", "skipped": "dim"}

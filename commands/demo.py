@@ -62,6 +62,7 @@ def _run(
 ) -> int:
     from blocks.credentials import ScenarioCredentials
     from flows.reporting import watching_progress
+    from flows.states import BatchIncomplete
     from flows.upscale import upscale_batch
     from scenario_upscale.batch import BatchReport, UpscaleSpec
     from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
@@ -104,6 +105,8 @@ def _run(
             )
         stats = emulator.stats()
     report = state.result(raise_on_failure=False)
+    if isinstance(report, BatchIncomplete):  # some inputs failed: the report is still shown
+        report = report.report
     if not isinstance(report, BatchReport):
         console.print(f"[red]The batch failed:[/] {state.message}")
         return 1

@@ -1,8 +1,10 @@
 """Prefect asset lineage for the outputs: each upscaled file is a materialized Prefect asset.
 
 Prefect 3.9 records a materialization as an event (``prefect.asset.materialization.succeeded``)
-whose asset key is the output's URI, with our metadata (source, model, job, size) attached, so the
-UI's asset views and downstream automations see where every output came from.
+whose asset key is the output's URI, with our metadata (source, model, job, size) attached, so
+downstream automations and the UI's event feed see where every output came from. The open-source
+3.9.1 UI has no asset pages: there a materialization is only an event, and the source is
+metadata, not an upstream asset.
 """
 
 from __future__ import annotations

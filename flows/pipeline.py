@@ -2,8 +2,9 @@
 
 * ``upscale-new-assets``: upscale what is new in a source since the last successful run (the
   recurring deployment; see ``scenario_upscale.watermark``).
-* ``publish-upscaled``: thumbnails of upscaled outputs into a publish folder (the downstream step,
-  triggered by ``scenario.upscale.batch.completed`` with the outputs the event names).
+* ``publish-upscaled``: thumbnails of upscaled outputs into a publish folder, and a gallery
+  artifact of them (the downstream step, triggered by ``scenario.upscale.batch.completed`` with
+  the outputs the event names).
 * ``asset-pipeline``: ingest -> upscale -> publish, the upscale step as a subflow or as a run of a
   deployment (``run_deployment``), each step's result handed to the next.
 """
@@ -14,17 +15,23 @@ import asyncio
 import io
 import os
 from pathlib import PurePosixPath
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import fsspec
 from PIL import Image, UnidentifiedImageError
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
+from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from flows.options import DEFAULTS, UpscaleOptions
+from flows.pictures import PictureBudget, code
+from flows.reporting import report_nothing_new
+from flows.states import PARTIALLY_COMPLETED, partially_completed, result_of
 from flows.upscale import upscale_batch
 from scenario_upscale import sources
 from scenario_upscale.batch import BatchReport, UpscaleSpec
@@ -39,6 +46,8 @@ from scenario_upscale.watermark import (
     watermark_path,
 )
 
+T = TypeVar("T")
+
 
 def outputs_of(report: BatchReport) -> list[str]:
     """Every output location of a batch, in result order (what the batch event names, too)."""
@@ -48,6 +57,14 @@ def outputs_of(report: BatchReport) -> list[str]:
 def _flow_run_id() -> str | None:
     run = FlowRunContext.get()
     return str(run.flow_run.id) if run and run.flow_run else None
+
+
+def _ended_as(batch: State[BatchReport], result: T) -> State[T]:
+    """A parent run ends as its batch did: Completed, or "Partially completed" (FAILED-type,
+    see ``flows.states``) with the batch's message, carrying the parent's own result."""
+    if batch.name == PARTIALLY_COMPLETED:
+        return partially_completed(result, batch.message)
+    return Completed(data=result, message=batch.message)
 
 
 # -- upscale-new-assets -------------------------------------------------------------------------
@@ -150,20 +167,28 @@ async def upscale_new_assets(
     since = mark.modified_at.isoformat() if mark.modified_at else "the beginning"
     if not new:
         logger.info("Nothing new in %s since %s", source, since)
+        run = FlowRunContext.get()
+        await report_nothing_new(
+            source, target, since, run.flow_run.id if run and run.flow_run else None
+        )
         return NewAssetsResult(source=source, target=target, watermark=mark)
     logger.info("%d new input(s) in %s since %s", len(new), source, since)
-    report = await upscale_batch(inputs=[f.location for f in new], **options.given())
+    batch = await upscale_batch(
+        inputs=[f.location for f in new], **options.given(), return_state=True
+    )
+    report = await result_of(batch)  # a batch that failed as a whole fails this run too
     if report.ok:
         mark = await advance_watermark(mark_path, mark, new, _flow_run_id())
     else:
         logger.warning("Some inputs failed: the watermark stays, the next run tries them again")
-    return NewAssetsResult(
+    result = NewAssetsResult(
         source=source,
         target=target,
         new_inputs=[f.location for f in new],
         watermark=mark,
         report=report,
     )
+    return _ended_as(batch, result)  # type: ignore[return-value]
 
 
 # -- publish-upscaled ---------------------------------------------------------------------------
@@ -204,6 +229,38 @@ async def make_thumbnails(outputs: list[str], destination: str, max_size: int) -
     return [p for p in published if p is not None]
 
 
+GALLERY_ARTIFACT_KEY = "scenario-upscale-published"
+GALLERY_PICTURES = 48
+"""Thumbnails shown in the gallery artifact; the rest are listed by name."""
+
+
+def gallery_markdown(outputs: list[str], published: list[str], destination: str) -> str:
+    """The gallery of a publish run: an inline picture of each thumbnail it wrote (within
+    ``flows.pictures``' budget), then the names of the rest."""
+    if not published:
+        return (
+            f"## Nothing published\n\nNone of the {len(outputs)} output(s) given is an image "
+            f"to publish into {code(destination)}."
+        )
+    pictures = PictureBudget()
+    lines = [f"## Published {len(published)} thumbnail(s) into {code(destination)}", ""]
+    shown = 0
+    for location in published[:GALLERY_PICTURES]:
+        name = PurePosixPath(location).name
+        picture = pictures.picture(location, name)
+        if not picture:
+            break
+        lines.append(f"{picture} {code(name)}  ")
+        shown += 1
+    rest = published[shown:]
+    if rest:
+        lines += ["", f"And {len(rest)} more:", ""] + [f"* {code(p)}" for p in rest]
+    skipped = len(outputs) - len(published)
+    if skipped:
+        lines += ["", f"{skipped} output(s) were not images (videos or unreadable): skipped."]
+    return "\n".join(lines)
+
+
 @flow(name="publish-upscaled", log_prints=False)
 async def publish_upscaled(
     outputs: list[str], destination: str = "published", max_size: int = 256
@@ -220,16 +277,22 @@ async def publish_upscaled(
         max_size: Longest side of a thumbnail, in pixels.
 
     Returns:
-        The thumbnails written (videos and unreadable files are skipped).
+        The thumbnails written (videos and unreadable files are skipped). A gallery artifact
+        shows them; a run given no outputs (a batch that wrote nothing new) publishes nothing.
 
     Example:
         >>> await publish_upscaled(["upscaled/hero@upscale-v3x2.png"], "published")
         ['published/hero@upscale-v3x2.thumb256.png']
     """
     logger = get_run_logger()
-    published = await make_thumbnails(outputs, destination, max_size)
+    published = await make_thumbnails(outputs, destination, max_size) if outputs else []
     logger.info(
         "Published %d thumbnail(s) of %d output(s) to %s", len(published), len(outputs), destination
+    )
+    await acreate_markdown_artifact(
+        markdown=await asyncio.to_thread(gallery_markdown, outputs, published, destination),
+        key=GALLERY_ARTIFACT_KEY,
+        description=f"{len(published)} thumbnail(s) published into {code(destination)}",
     )
     return published
 
@@ -274,13 +337,14 @@ async def _upscale_on_deployment(
     run = await run_deployment(  # type: ignore[misc]
         deployment, parameters=parameters, timeout=timeout_s, poll_interval=1
     )
-    if run.state is None or not run.state.is_completed():
+    if run.state is None or not (run.state.is_completed() or run.state.name == PARTIALLY_COMPLETED):
         state = run.state.name if run.state else "unknown"
-        raise RuntimeError(f"{deployment} run {run.id} ended {state}, not Completed")
+        raise RuntimeError(
+            f"{deployment} run {run.id} ended {state}, not Completed or {PARTIALLY_COMPLETED}"
+        )
     # Deployment runs persist their results (PREFECT_RESULTS_PERSIST_BY_DEFAULT, set by
     # deployments.serve and prefect.yaml): this is the run's own BatchReport, not a guess.
-    report = await run.state.aresult()
-    return cast(BatchReport, report), str(run.id)
+    return cast(BatchReport, await result_of(run.state)), str(run.id)
 
 
 @flow(name="asset-pipeline", log_prints=False)
@@ -343,8 +407,14 @@ async def asset_pipeline(
             upscale_deployment, parameters, upscale_timeout_s
         )
     else:
-        report = await upscale_batch(inputs=ingested, **options.given())
+        batch = await upscale_batch(inputs=ingested, **options.given(), return_state=True)
+        report = await result_of(batch)
+    # What the batch did upscale is published, even when some inputs failed.
     thumbnails = await publish_upscaled(outputs_of(report), published)
-    return PipelineResult(
+    result = PipelineResult(
         ingested=ingested, report=report, published=thumbnails, upscale_flow_run_id=run_id
     )
+    if not report.ok:
+        message = f"{report.summary()}; published what succeeded"
+        return partially_completed(result, message)  # type: ignore[return-value]
+    return result

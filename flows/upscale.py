@@ -13,10 +13,8 @@ from typing import Any, cast
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Completed, Failed
 
 from blocks.credentials import ScenarioCredentials
 from flows.cancellation import stops_when_cancelled
@@ -26,9 +24,11 @@ from flows.options import (
     DEFAULTS,
     UpscaleOptions,
 )
-from flows.reporting import RunReporter, emit_batch_event, publish_results
+from flows.reporting import RunReporter, emit_batch_event, publish_results, report_budget_stop
+from flows.states import final_state, over_budget_state
 from flows.tasks import PrefectSteps
 from scenario_upscale.batch import BatchReport, BatchSession, ItemResult, UpscaleSpec
+from scenario_upscale.errors import BudgetExceeded
 from scenario_upscale.pipeline import run_pipeline
 from scenario_upscale.polling import PollPolicy
 
@@ -60,17 +60,6 @@ async def team_ceiling(name: str | None, default: int) -> int:
     return max(1, limit.limit)
 
 
-def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchReport]:
-    failed = [r for r in report.results if r.status not in ("success", "skipped")]
-    if not failed:
-        return Completed(data=report, message=report.summary())
-    first = f"{failed[0].source} ({failed[0].model_id}): {failed[0].error}"
-    message = f"{len(failed)} of {len(report.results)} input(s) failed; first: {first}"
-    if fail_on_any_error or len(failed) == len(report.results):
-        return Failed(data=report, message=message)
-    return Completed(data=report, message=message, name="Partially completed")
-
-
 @flow(name="upscale-batch", log_prints=False)
 @stops_when_cancelled
 async def upscale_batch(
@@ -90,7 +79,9 @@ async def upscale_batch(
 
     Each input is paid for once: reruns skip collected outputs and take over jobs already
     submitted. One failing input does not stop the others; the run then ends "Partially
-    completed" (or Failed with ``fail_on_any_error``) and the results table says why.
+    completed" (or "Failed" with ``fail_on_any_error``), both FAILED-type states (see
+    ``flows.states``), raising ``BatchIncomplete`` with the report to a Python caller; the
+    results say why.
 
     Args:
         inputs: Files, folders, globs (``art/**/*.png``), fsspec URLs (``s3://bucket/in/``),
@@ -132,24 +123,30 @@ async def upscale_batch(
     options = options.model_copy(update={"max_concurrency": ceiling})
     reporter = RunReporter(f"Upscaling into `{target}`")
     await reporter.start()
-    async with (
-        credentials.get_client() as client,
-        BatchSession(
-            client,
-            target,
-            max_concurrency=ceiling,
-            poll=PollPolicy(deadline_s=job_deadline_minutes * 60),
-            on_progress=reporter.on_progress,
-        ) as session,
-    ):
-        steps = PrefectSteps(concurrency_limit)
-        report = await run_pipeline(session, inputs, options.specs, options, steps)
-    await reporter.finish()
-    await publish_results(report, target)
     run = FlowRunContext.get()
-    emit_batch_event(report, target, run.flow_run.id if run and run.flow_run else None)
+    run_id = run.flow_run.id if run and run.flow_run else None
+    try:
+        async with (
+            credentials.get_client() as client,
+            BatchSession(
+                client,
+                target,
+                max_concurrency=ceiling,
+                poll=PollPolicy(deadline_s=job_deadline_minutes * 60),
+                on_progress=reporter.on_progress,
+            ) as session,
+        ):
+            steps = PrefectSteps(concurrency_limit)
+            report = await run_pipeline(session, inputs, options.specs, options, steps)
+    except BudgetExceeded as stop:
+        await report_budget_stop(stop, target, run_id, reporter)
+        return over_budget_state(stop)  # type: ignore[return-value]
+    state = final_state(report, fail_on_any_error)
+    await reporter.finish(f"{state.name}: {report.summary()}")
+    await publish_results(report, target)
+    emit_batch_event(report, target, run_id, fail_on_any_error=fail_on_any_error)
     logger.info("%s", report.summary())
-    return _final_state(report, fail_on_any_error)  # type: ignore[return-value]
+    return state  # type: ignore[return-value]
 
 
 @flow(name="upscale-image", log_prints=False)

@@ -161,6 +161,7 @@ def _job_fields(data: dict[str, Any], creative_units: float | None) -> Job:
         created_at=data.get("createdAt"),
         updated_at=data.get("updatedAt"),
         creative_units=billing.get("cuCost", creative_units),
+        refund_disabled=bool(billing.get("disableRefund", False)),
     )
 
 

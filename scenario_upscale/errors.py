@@ -8,6 +8,7 @@ the ``Authorization`` header), so we copy out the fields we need and never chain
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class ScenarioError(Exception):
@@ -149,15 +150,33 @@ class InvalidInput(ScenarioError, ValueError):
 
 
 class BudgetExceeded(ScenarioError):
-    """The dry-run price of a batch is above the caller's ``max_creative_units``."""
+    """The dry-run price of a batch is above the caller's ``max_creative_units``.
 
-    def __init__(self, total: float, budget: float, count: int) -> None:
+    Attributes:
+        total: The dry-run total, in creative units.
+        budget: The caller's ``max_creative_units``.
+        priced: Each priced job as ``(model id, creative units)``: the price per model.
+    """
+
+    def __init__(
+        self,
+        total: float,
+        budget: float,
+        count: int,
+        priced: Sequence[tuple[str, float]] = (),
+    ) -> None:
         self.total = total
         self.budget = budget
+        self.count = count
+        self.priced = list(priced)
         super().__init__(
             f"the batch of {count} job(s) would cost {total:g} creative units, above the budget "
             f"of {budget:g}; nothing was submitted"
         )
+
+    def __reduce__(self) -> tuple[type[BudgetExceeded], tuple[float, float, int, list[Any]]]:
+        # A stopped run's persisted result: pickle rebuilds it from these, not from the message.
+        return (BudgetExceeded, (self.total, self.budget, self.count, self.priced))
 
 
 class SubmitFailed(ScenarioError):

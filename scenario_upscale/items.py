@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from scenario_upscale.models import Job
+from scenario_upscale.errors import JobFailed
+from scenario_upscale.models import Job, terminal_outcome
 from scenario_upscale.sources import SourceFile
 
 ItemStatus = Literal["success", "failure", "canceled", "timed_out", "invalid", "skipped"]
@@ -61,7 +62,12 @@ class ItemResult(BaseModel):
     model_id: str
     status: ItemStatus
     job_id: str | None = None
-    creative_units: float | None = None
+    creative_units: float | None = Field(
+        default=None, description="What the job was charged when it was submitted."
+    )
+    creative_units_refunded: float | None = Field(
+        default=None, description="Given back by Scenario because the job failed."
+    )
     outputs: list[str] = Field(default_factory=list)
     input_width: int | None = None
     input_height: int | None = None
@@ -87,6 +93,7 @@ def failure(
         status=status,
         job_id=submitted.job.job_id if submitted else None,
         creative_units=submitted.creative_units if submitted else None,
+        creative_units_refunded=refund_of(error, submitted),
         input_width=item.source.width,
         input_height=item.source.height,
         error=str(error),
@@ -95,16 +102,43 @@ def failure(
     )
 
 
+def refund_of(error: Exception, submitted: SubmittedItem | None) -> float | None:
+    """What Scenario gives back for a job that failed: its charge, when the job itself ended
+    ``failure`` and neither its billing nor its model disables refunds (contract §3.6). A job
+    that succeeded but could not be collected, or timed out, stays paid for."""
+    if submitted is None or not isinstance(error, JobFailed) or submitted.job.refund_disabled:
+        return None
+    if terminal_outcome(error.status) != "failure":
+        return None
+    return submitted.creative_units
+
+
 class BatchReport(BaseModel):
     """The result of a batch, one entry per input and model."""
 
     results: list[ItemResult]
-    creative_units: float = Field(description="Creative units charged by the jobs of this batch.")
+    creative_units: float = Field(
+        description="Creative units charged by the jobs this batch submitted, before refunds."
+    )
     started_at: datetime
     finished_at: datetime
 
     def count(self, *statuses: ItemStatus) -> int:
         return sum(1 for r in self.results if r.status in statuses)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def creative_units_refunded(self) -> float:
+        """What Scenario gave back for this batch's own jobs that failed (not an earlier run's)."""
+        return round(
+            sum(r.creative_units_refunded or 0.0 for r in self.results if not r.resumed), 6
+        )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def creative_units_net(self) -> float:
+        """What this batch cost: charged minus refunded."""
+        return round(self.creative_units - self.creative_units_refunded, 6)
 
     @property
     def ok(self) -> bool:
@@ -115,9 +149,11 @@ class BatchReport(BaseModel):
         done = self.count("success")
         skipped = self.count("skipped")
         failed = len(self.results) - done - skipped
+        refunded = self.creative_units_refunded
         return (
             f"{done} upscaled, {skipped} already done, {failed} failed; "
-            f"{self.creative_units:g} creative units"
+            f"{self.creative_units_net:g} creative units"
+            + (f" ({refunded:g} refunded)" if refunded else "")
         )
 
 

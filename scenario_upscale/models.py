@@ -109,6 +109,8 @@ class Job(_Model):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     creative_units: float | None = None
+    refund_disabled: bool = False
+    """``billing.disableRefund``: a failure of this job is not refunded."""
 
     @property
     def outcome(self) -> Outcome | None:

@@ -281,11 +281,16 @@ def shards(items: Sequence[BatchItem], size: int) -> list[list[BatchItem]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def check_budget(prices: dict[str, Price], budget: float | None) -> float:
-    """The total of ``prices``; raises BudgetExceeded when it is above ``budget``."""
+def check_budget(
+    prices: dict[str, Price], budget: float | None, items: Sequence[BatchItem] = ()
+) -> float:
+    """The total of ``prices``; raises BudgetExceeded when it is above ``budget``, with each
+    priced job's model (from ``items``) so the stop can be explained model by model."""
     total = round(sum(p.creative_units for p in prices.values()), 6)
     if budget is not None and total > budget:
-        raise BudgetExceeded(total, budget, len(prices))
+        model_of = {i.key: i.model_id for i in items}
+        priced = [(model_of.get(key, "unknown"), p.creative_units) for key, p in prices.items()]
+        raise BudgetExceeded(total, budget, len(prices), priced)
     return total
 
 
@@ -308,7 +313,7 @@ async def run_pipeline(
     await runner.settled(plan.settled)  # invalid inputs fail here, without a job
     if plan.items and (options.dry_run_pricing or options.max_creative_units is not None):
         prices = await runner.run(price, session, plan.items)
-        total = check_budget(prices, options.max_creative_units)
+        total = check_budget(prices, options.max_creative_units, plan.items)
         runner.logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
     try:
         jobs = min(session.submitter.slots.limit, len(plan.items))

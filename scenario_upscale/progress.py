@@ -17,7 +17,10 @@ class Progress(BaseModel):
     finished: int = Field(default=0, description="Jobs that reached a terminal status.")
     done: int = Field(default=0, description="Items settled: collected or failed.")
     failed: int = 0
-    creative_units: float = 0.0
+    creative_units: float = Field(default=0.0, description="Charged at submit, before refunds.")
+    creative_units_refunded: float = Field(
+        default=0.0, description="Given back for this run's jobs that failed."
+    )
     waiting_for: str | None = Field(
         default=None, description="What the run waits for before it can go on, if anything."
     )
@@ -61,6 +64,8 @@ class ProgressCounter:
         return result
 
     def failed(self, result: ItemResult) -> ItemResult:
+        if result.creative_units_refunded and not result.resumed:
+            self.counts.creative_units_refunded += result.creative_units_refunded
         self.counts.failed += 1
         self.counts.done += 1
         self._report()

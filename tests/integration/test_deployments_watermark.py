@@ -18,6 +18,7 @@ from PIL import Image
 
 from blocks.credentials import ScenarioCredentials
 from flows.pipeline import upscale_new_assets
+from flows.states import result_of
 from scenario_upscale.batch import UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
 from scenario_upscale.errors import InvalidInput
@@ -148,8 +149,16 @@ async def test_only_new_inputs_are_upscaled_and_the_mark_moves_only_on_success(
     png(source / "b.png", 2, T0 + timedelta(seconds=1))
 
     async def run() -> tuple[list[str], Watermark, int]:
-        result = await upscale_new_assets(
-            str(source), target, credentials_block=credentials_block, concurrency_limit=None
+        # A run whose batch was partial ends "Partially completed" (FAILED-type): its result
+        # is read from the state.
+        result = await result_of(
+            await upscale_new_assets(
+                str(source),
+                target,
+                credentials_block=credentials_block,
+                concurrency_limit=None,
+                return_state=True,
+            )
         )
         names = sorted(Path(n).name for n in result.new_inputs)
         return names, result.watermark, fresh_emulator.stats().jobs_created

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 import uuid
@@ -47,9 +48,11 @@ from flows.reporting import (
     JOB_FAILED,
     RELATED_OUTPUTS_LIMIT,
     RESULTS_ARTIFACT_KEY,
+    RESULTS_TABLE_KEY,
     emit_batch_event,
     watching_progress,
 )
+from flows.states import OVER_BUDGET, PARTIALLY_COMPLETED, BatchIncomplete
 from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, upscale_batch, upscale_image
 from scenario_upscale.batch import BatchReport, ItemResult, Progress, UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
@@ -130,7 +133,10 @@ async def run_on_folders(
 
 
 async def report_of(state: State[Any]) -> BatchReport:
+    """The report of a run, also of one that failed (its result is ``BatchIncomplete``)."""
     report = await state.aresult(raise_on_failure=False)
+    if isinstance(report, BatchIncomplete):
+        report = report.report
     assert isinstance(report, BatchReport), report
     return report
 
@@ -232,23 +238,26 @@ async def test_the_run_publishes_a_results_table_and_a_finished_progress_artifac
     artifacts = await read_run_artifacts(flow_run_id(state))
     tables = [a for a in artifacts if a.type == "table"]
     progress = [a for a in artifacts if a.type == "progress"]
-    assert [a.key for a in tables] == [RESULTS_ARTIFACT_KEY], artifacts
+    assert [a.key for a in tables] == [RESULTS_TABLE_KEY], artifacts
+    assert [a.key for a in artifacts if a.type == "markdown"] == [RESULTS_ARTIFACT_KEY]
     assert len(progress) == 1, artifacts
     assert float(progress[0].data) == 100.0  # type: ignore[arg-type]
 
     rows = table_rows(tables[0])
     assert len(rows) == len(report.results) == 4
+    # Code-formatted: the UI renders cells as Markdown, and would make ``a@b.png`` a mail link.
     by_item = {(row["source"], row["model"]): row for row in rows}
     for result in report.results:
-        row = by_item[(result.source, result.model_id)]
+        row = by_item[(f"`{result.source}`", f"`{result.model_id}`")]
         factor = FACTORS[result.model_id]
         width, height = pixel_size(result.source)
         assert row["status"] == "success"
-        assert row["job"] == result.job_id and row["job"].startswith("job_")
+        assert row["job"] == f"`{result.job_id}`" and row["job"].startswith("`job_")
         assert row["input size"] == f"{width}x{height}"
         assert row["output size"] == f"{width * factor}x{height * factor}"
-        assert row["output"] == result.outputs[0]
+        assert row["output"] == f"`{result.outputs[0]}`"
         assert row["creative units"] == result.creative_units
+        assert row["refunded"] == ""
         assert row["error"] == ""
 
 
@@ -285,7 +294,7 @@ async def test_the_run_announces_each_job_and_the_batch_with_its_outputs(
     events = await read_events([JOB_COMPLETED, JOB_FAILED], since, related_id=run)
     assert [e.event for e in events] == [JOB_COMPLETED] * 4
     assert sorted(e.resource.id for e in events) == sorted(
-        f"scenario.job.{r.job_id}" for r in report.results
+        f"scenario.{r.job_id}" for r in report.results
     )
     for e in events:
         [output] = [r.id for r in e.related if r.role == "output"]
@@ -361,6 +370,7 @@ async def test_the_progress_artifact_moves_while_the_batch_runs(
         )
     )
     seen: set[float] = set()
+    words: set[str] = set()
     async with get_client() as client:
         while not run.done():
             artifacts = await client.read_artifacts(
@@ -369,15 +379,17 @@ async def test_the_progress_artifact_moves_while_the_batch_runs(
                 sort=ArtifactSort.CREATED_DESC,
                 limit=20,
             )
-            seen.update(
-                float(a.data)
-                for a in artifacts  # type: ignore[arg-type]
-                if a.description and target in a.description
-            )
+            mine = [a for a in artifacts if a.description and target in a.description]
+            seen.update(float(a.data) for a in mine)  # type: ignore[arg-type]
+            words.update(a.description for a in mine if a.description)
             await asyncio.sleep(0.2)
     state = await run
     assert state.is_completed(), state.message
     assert any(0 < value < 100 for value in seen), seen  # it moved between start and end
+    # In words too, while it runs: the percentage, jobs submitted, creative units committed.
+    moving = [w for w in words if "**100 %**" not in w and "job(s) submitted" in w]
+    live = re.compile(r"\*\*\d+ %\*\*.* [1-6] job\(s\) submitted · [1-9]")
+    assert any(live.search(w) for w in moving), words
 
 
 async def test_a_progress_listener_sees_the_counts_of_the_flows_it_watches(
@@ -409,8 +421,9 @@ async def test_a_failed_job_leaves_the_others_and_ends_partially_completed(
     since = datetime.now(UTC) - timedelta(seconds=5)
     state = await run_on_folders(credentials_block, tmp_path, upscales=[TWO_MODELS[0]])
 
-    assert state.is_completed(), (state.name, state.message)
-    assert state.name == "Partially completed"
+    # Not green in the runs list: a FAILED-type state, told from a total failure by its name.
+    assert state.is_failed(), (state.name, state.message)
+    assert state.name == PARTIALLY_COMPLETED
     report = await report_of(state)
     [failed] = [r for r in report.results if r.status != "success"]
     assert failed.status == "failure" and failed.error and failed.job_id
@@ -431,7 +444,7 @@ async def test_a_failed_job_leaves_the_others_and_ends_partially_completed(
         return await read_events([JOB_FAILED], since, related_id=run)
 
     [event] = await eventually(failed_events, f"{JOB_FAILED} of {run}")
-    assert event.resource.id == f"scenario.job.{failed.job_id}"
+    assert event.resource.id == f"scenario.{failed.job_id}"
     assert event.payload["error"] == failed.error
 
     async def batch_event() -> list[ReceivedEvent]:
@@ -440,6 +453,7 @@ async def test_a_failed_job_leaves_the_others_and_ends_partially_completed(
     [batch] = await eventually(batch_event, f"{BATCH_COMPLETED} of {run}")
     assert batch.payload["failed"] == 1 and batch.payload["succeeded"] == 2
     assert batch.resource["scenario.ok"] == "false"
+    assert batch.payload["outcome"] == batch.resource["scenario.outcome"] == "partially-completed"
 
 
 async def test_fail_on_any_error_turns_a_failed_job_into_a_failed_run(
@@ -454,7 +468,7 @@ async def test_fail_on_any_error_turns_a_failed_job_into_a_failed_run(
         fail_on_any_error=True,
     )
 
-    assert state.is_failed(), (state.name, state.message)
+    assert state.is_failed() and state.name == "Failed", (state.name, state.message)
     assert state.message is not None and "1 of 2 input(s) failed" in state.message
     report = await report_of(state)
     assert report.count("success") == 1 and report.count("failure") == 1
@@ -471,7 +485,7 @@ async def test_an_input_that_is_not_an_image_fails_alone(
     since = datetime.now(UTC) - timedelta(seconds=5)
     state = await run_on_folders(credentials_block, tmp_path, upscales=[TWO_MODELS[0]])
 
-    assert state.name == "Partially completed", (state.name, state.message)
+    assert state.name == PARTIALLY_COMPLETED, (state.name, state.message)
     assert state.message is not None and "broken.png" in state.message
     report = await report_of(state)
     [invalid] = [r for r in report.results if r.status != "success"]
@@ -487,7 +501,8 @@ async def test_an_input_that_is_not_an_image_fails_alone(
         return await read_events([JOB_FAILED], since, related_id=run)
 
     [event] = await eventually(failed_events, f"{JOB_FAILED} for broken.png of {run}")
-    assert event.resource["prefect.resource.name"] == "broken.png"
+    assert event.resource["prefect.resource.name"] == f"broken.png ({V3})"
+    assert event.resource.id == file_uri(str(broken))  # never a job: the input is the resource
     assert event.payload["status"] == "invalid"
 
 
@@ -518,7 +533,7 @@ async def test_a_batch_above_the_budget_fails_before_anything_is_charged(
         max_creative_units=0.01,
     )
 
-    assert state.is_failed(), (state.name, state.message)
+    assert state.is_failed() and state.name == OVER_BUDGET, (state.name, state.message)
     stats = scenario.stats()
     assert stats.dry_runs == 4
     assert stats.jobs_created == 0
