@@ -18,7 +18,7 @@ import base64
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -271,6 +271,7 @@ class ScenarioClient:
         self.base_url = base_url.rstrip("/")
         self.project_id = project_id
         self.retry = retry or RetryPolicy()
+        self._strict = strict_responses
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
@@ -311,6 +312,18 @@ class ScenarioClient:
     @property
     def _project(self) -> Any:
         return self.project_id if self.project_id else scenario_sdk.omit
+
+    def _raw(self, call: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        """``call`` (a ``with_raw_response`` call) whose answer is also parsed by the SDK's
+        models when ``strict_responses``, so tests still hold every answer to its schema."""
+
+        async def checked() -> Any:
+            raw = await call()
+            if self._strict:
+                await raw.parse()
+            return raw
+
+        return checked
 
     async def _once(self, operation: str, call: Callable[[], Any]) -> Any:
         try:
@@ -391,8 +404,10 @@ class ScenarioClient:
             # Retried: a lost answer at worst leaves a duplicate asset, which costs nothing.
             raw = await self._read(
                 "POST /assets",
-                lambda: self._sdk.assets.with_raw_response.upload(
-                    name=name, image=encoded, project_id=self._project
+                self._raw(
+                    lambda: self._sdk.assets.with_raw_response.upload(
+                        name=name, image=encoded, project_id=self._project
+                    )
                 ),
             )
             try:
@@ -487,7 +502,7 @@ class ScenarioClient:
                 )
 
             answer = _answer(
-                "POST /assets/get-bulk", await self._read("POST /assets/get-bulk", bulk)
+                "POST /assets/get-bulk", await self._read("POST /assets/get-bulk", self._raw(bulk))
             )
             assets += [_asset_from_api(a) for a in answer.get("assets") or []]
         return assets
@@ -563,8 +578,10 @@ class ScenarioClient:
             try:
                 response = await self._once(
                     operation,
-                    lambda: self._sdk.generate.with_raw_response.run_model(
-                        model_id, body=body, project_id=self._project
+                    self._raw(
+                        lambda: self._sdk.generate.with_raw_response.run_model(
+                            model_id, body=body, project_id=self._project
+                        )
                     ),
                 )
             except (ScenarioConnectionError, ScenarioServerError) as error:
@@ -632,7 +649,9 @@ class ScenarioClient:
         operation = f"GET /jobs/{job_id}"
         raw = await self._read(
             operation,
-            lambda: self._sdk.jobs.with_raw_response.retrieve(job_id, project_id=self._project),
+            self._raw(
+                lambda: self._sdk.jobs.with_raw_response.retrieve(job_id, project_id=self._project)
+            ),
         )
         job = _answer(operation, raw).get("job")
         if not isinstance(job, dict):
@@ -687,7 +706,7 @@ class ScenarioClient:
                     project_id=self._project, **page_query
                 )
 
-            answer = _answer("GET /jobs", await self._read("GET /jobs", page))
+            answer = _answer("GET /jobs", await self._read("GET /jobs", self._raw(page)))
             for job in answer.get("jobs") or []:
                 yield _job_from_api(job)
             token = answer.get("nextPaginationToken")
