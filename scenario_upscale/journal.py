@@ -73,6 +73,12 @@ class Journal:
         self.path = path
         self.namespace = namespace
         self._lock = threading.Lock()
+        # Records written, the lines not yet on disk, and how many records are (``flushed``).
+        self._pending: list[str] = []
+        self._disk_lock = threading.Lock()
+        self._written = 0
+        self._synced = 0
+        self._syncing: asyncio.Future[None] | None = None
         self.uploads: dict[str, str] = {}
         self.submitting: dict[str, datetime] = {}
         self.jobs: dict[str, tuple[str, float | None]] = {}
@@ -140,16 +146,55 @@ class Journal:
                 self.collected_jobs[record.key] = record.job_id
 
     def write(self, kind: RecordKind, **fields: Any) -> None:
-        """Append one record and flush it to disk before returning."""
+        """Record one fact; it is on disk once ``flushed()`` returns, and within moments anyway.
+
+        Within an event loop the line is appended, with the others written meanwhile, by one
+        write and one fsync in a thread (``flushed``), so the loop never waits on the disk; a
+        submit awaits ``flushed()`` after its "submitting" record, before the POST, which is
+        what keeps a rerun from paying twice. Outside a loop it is on disk when this returns.
+        """
         record = JournalRecord(kind=kind, namespace=self.namespace, **fields)
         line = record.model_dump_json(exclude_defaults=False) + "\n"
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
+            self._pending.append(line)
+            self._written += 1
             self._apply(record)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._append_pending()
+            return
+        if self._syncing is None or self._syncing.done():
+            self._syncing = asyncio.ensure_future(self._flush())
+
+    async def flushed(self) -> None:
+        """Every record written so far is on disk (written and fsynced), one write and fsync in
+        a thread for all the records written meanwhile (a group commit)."""
+        wanted = self._written
+        while self._synced < wanted:
+            if self._syncing is None or self._syncing.done():
+                self._syncing = asyncio.ensure_future(self._flush())
+            await asyncio.shield(self._syncing)
+
+    async def _flush(self) -> None:
+        # One flush at a time (``_syncing``), so records reach the file in the order written.
+        while self._synced < self._written:
+            await asyncio.to_thread(self._append_pending)
+
+    def _append_pending(self) -> None:
+        # The disk lock keeps the lines in order; ``write`` takes only the short ``_lock``, so
+        # it never waits for an fsync.
+        with self._disk_lock:
+            with self._lock:
+                lines, self._pending = self._pending, []
+                upto = self._written
+            if lines:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write("".join(lines))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            self._synced = max(self._synced, upto)
 
 
 def default_journal_path(target: str) -> Path:

@@ -11,12 +11,16 @@ check, the shards and the report, is written here and nowhere else.
 Streaming: within a shard, submit, wait and collect run at the same time, linked by ``Stream``s.
 An item goes to the watcher as soon as its own submit returns and is collected as soon as its
 own job ends, while the rest of the shard is still being submitted or waited for; no step waits
-for the whole shard. Shards run concurrently too. Prepare and price still cover the whole batch
-before the first submit, because the budget is checked on the total. Per-input streaming from
-the upload on (an input submitted as soon as it is uploaded and priced) plugs in the same way:
-prepare becomes a stage that puts each planned item into a ``Stream``, price a stage that
-prices each new price class and passes the items on, and the shards are cut from that stream
-instead of a list; the submit, wait and collect stages stay as they are.
+for the whole shard. Shards run concurrently too.
+
+Streaming from the upload on: prepare reads and checks every input but uploads nothing; price
+uploads one input per *price class* (model, parameters it runs with, input size) and dry-runs it,
+so the budget is checked on the total before the first submit at the cost of a few dry runs;
+each other input is uploaded by its own submit, just before it (``uploads.Uploads.ready``), at
+most a bounded window of items ahead of the submits (``submission.Submitter``). So the first
+jobs start while later inputs are still uploading. Prepare still covers the whole batch before
+the first submit: the budget needs every input's key (its content hash) to leave out the jobs an
+earlier run already paid for, and reading is cheap next to uploading.
 """
 
 from __future__ import annotations
@@ -175,15 +179,14 @@ def _pass_on(outcome: SubmittedItem | ItemResult, out: Stream[SubmittedItem]) ->
 async def prepare(
     session: BatchSession, inputs: str | Iterable[str], specs: Sequence[UpscaleSpec]
 ) -> Plan:
-    """Resolve the inputs, check the parameters against each model, upload what is new.
-
-    Uploads are keyed by content hash in the journal, so running it again uploads nothing.
-    """
+    """Resolve and read the inputs, check the parameters against each model; settle the inputs
+    already done or unusable. Nothing is uploaded here (see the module's docstring)."""
     return await session.prepare(inputs, specs)
 
 
 async def price(session: BatchSession, items: Sequence[BatchItem]) -> dict[str, Price]:
-    """Dry-run price of each item not yet paid for (HTTP 269 or 200: nothing is charged)."""
+    """Dry-run price of each item not yet paid for (HTTP 269 or 200: nothing is charged): one
+    dry run per price class, its input uploaded for it."""
     return await session.price(items)
 
 

@@ -1,5 +1,10 @@
-"""Prepare a batch: resolve the inputs, check them against each model, upload what is new, and
-settle the inputs already done (in the journal, outputs in place) or unusable.
+"""Prepare a batch: resolve the inputs, read and check them against each model, and settle the
+inputs already done (in the journal, outputs in place) or unusable. Nothing is uploaded here:
+each input is uploaded just before it is priced or submitted (``uploads.Uploads.ready``).
+
+Each item also gets its *price class*: what its dry-run price depends on (the model, the
+parameters it runs with, and the input's size, from which the output size follows), so one dry
+run prices every item of a class.
 
 A bad parameter fails the whole batch (it is the same for every input); a bad input file fails
 that input alone.
@@ -8,12 +13,12 @@ that input alone.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from scenario_upscale import sources, storage
 from scenario_upscale.api import ScenarioClient
-from scenario_upscale.errors import InvalidInput, ScenarioBadRequest, ScenarioNotFound
 from scenario_upscale.items import BatchItem, ItemResult, Plan, UpscaleSpec
 from scenario_upscale.journal import Journal, request_key
 from scenario_upscale.models import ModelSpec
@@ -25,10 +30,7 @@ from scenario_upscale.params import (
     scale_label,
 )
 from scenario_upscale.sources import SourceFile
-from scenario_upscale.uploads import Uploads
-
-_UNUSABLE = (InvalidInput, ScenarioBadRequest, ScenarioNotFound)
-"""What makes one input unusable (unreadable, not an image, refused at upload), not the batch."""
+from scenario_upscale.uploads import UNUSABLE, Uploads, pending_asset
 
 
 def journal_key(journal: Journal, sha256: str, model: ModelSpec, parameters: dict[str, Any]) -> str:
@@ -62,6 +64,33 @@ def journal_key(journal: Journal, sha256: str, model: ModelSpec, parameters: dic
     return next((k for k in legacy if _known(journal, k)), key)
 
 
+def price_class(source: SourceFile, model: ModelSpec, parameters: dict[str, Any]) -> str:
+    """What an item's price depends on: the model, the parameters it runs with and the input's
+    size (the output size follows from them; Scenario's cost follows output pixels).
+
+    A video's price also follows its length, which is not read here: each video content is a
+    class of its own, and so is an image whose size is unknown.
+
+    Example:
+        >>> from scenario_upscale.models import ModelInput
+        >>> model = ModelSpec(id="model_x", inputs=[
+        ...     ModelInput(name="image", type="file"),
+        ...     ModelInput(name="upscaleFactor", type="number", default=2)])
+        >>> def png(sha, side):
+        ...     return SourceFile(location=sha, name=sha, kind="image", mime_type="image/png",
+        ...                       sha256=sha, size=1, width=side, height=side)
+        >>> price_class(png("a", 64), model, {}) == price_class(
+        ...     png("b", 64), model, {"upscaleFactor": 2})
+        True
+        >>> price_class(png("a", 64), model, {}) == price_class(png("a", 65), model, {})
+        False
+    """
+    known = source.kind == "image" and source.width is not None and source.height is not None
+    size: object = [source.width, source.height] if known else source.sha256
+    effective = effective_parameters(model, parameters)
+    return json.dumps([model.id, effective, source.kind, size], sort_keys=True, default=str)
+
+
 def _known(journal: Journal, key: str) -> bool:
     return key in journal.jobs or key in journal.collected or key in journal.submitting
 
@@ -83,6 +112,8 @@ class Planner:
         self.journal = journal
         self.uploads = uploads
         self.target = target
+        self.price_classes: dict[str, str] = {}
+        """The price class of each planned item, by its key (``price_class``)."""
 
     async def load_models(self, specs: Sequence[UpscaleSpec]) -> dict[str, ModelSpec]:
         """Fetch each model's schema and check every spec's parameters against it.
@@ -95,18 +126,12 @@ class Planner:
             build_body(models[spec.model_id], "asset_placeholder", spec.parameters)
         return models
 
-    async def plan(
-        self, locations: str | Iterable[str], specs: Sequence[UpscaleSpec], *, uploads: int = 4
-    ) -> Plan:
-        """Resolve, read, check and upload the inputs, ``uploads`` at a time."""
+    async def plan(self, locations: str | Iterable[str], specs: Sequence[UpscaleSpec]) -> Plan:
+        """Resolve, read and check the inputs (reads are bounded by ``Uploads``)."""
         models = await self.load_models(specs)
-        gate = asyncio.Semaphore(uploads)
-
-        async def one(location: str) -> list[BatchItem | ItemResult]:
-            async with gate:
-                return await self.plan_one(location, specs, models)
-
-        plans = await asyncio.gather(*(one(location) for location in sources.expand(locations)))
+        plans = await asyncio.gather(
+            *(self.plan_one(location, specs, models) for location in sources.expand(locations))
+        )
         return Plan(
             items=[p for group in plans for p in group if isinstance(p, BatchItem)],
             settled=[p for group in plans for p in group if isinstance(p, ItemResult)],
@@ -118,17 +143,15 @@ class Planner:
         """One input with every spec: an item to run, or its result when already settled."""
         try:
             source, asset_id = await self.uploads.read(location)
-        except _UNUSABLE as error:
+        except UNUSABLE as error:
             return list(_invalid(location, specs, error))
         try:
             return [
                 await self._plan_spec(location, source, asset_id, spec, models[spec.model_id])
                 for spec in specs
             ]
-        except _UNUSABLE as error:
+        except UNUSABLE as error:
             return list(_invalid(location, specs, error))
-        finally:
-            self.uploads.forget(source)
 
     async def _plan_spec(
         self,
@@ -157,7 +180,8 @@ class Planner:
                     "input_height": source.height,
                 }
             )
-        body = build_body(model, asset_id or await self.uploads.asset_id(source), spec.parameters)
+        body = build_body(model, asset_id or pending_asset(source), spec.parameters)
+        self.price_classes[key] = price_class(source, model, spec.parameters)
         return BatchItem(
             key=key,
             source=source,

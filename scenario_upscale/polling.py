@@ -1,10 +1,14 @@
 """One watcher follows many jobs until each reaches a terminal status.
 
-Cadence: a job is asked about soon after submit, then less and less often while it shows no
-progress, and again sooner when its progress says it is nearly done. When several jobs are in
-flight, one ``GET /v1/jobs?type=…&updatedAfter=…`` listing answers for all of them, instead of one
-``GET /v1/jobs/{id}`` per job per tick. ``updatedAfter`` is taken from the server's own
-``updatedAt`` stamps, so a clock difference between us and the API loses no update.
+Cadence: a job is asked about soon after submit, then at its expected end: from its progress
+rate when it shows progress, else from how long the jobs seen ending so far took (by the API's
+own timestamps). Once due, it is asked about every ``due_interval_s``, less often the longer it
+is overdue; with no estimate yet, less and less often while it shows no progress. So an ending
+is seen within about ``due_interval_s`` of it, and the asks between submit and end are few.
+When several jobs are in flight, one ``GET /v1/jobs?type=…&updatedAfter=…`` listing answers
+for all of them, instead of one ``GET /v1/jobs/{id}`` per job per tick. ``updatedAfter`` is
+taken from the server's own ``updatedAt`` stamps, so a clock difference between us and the API
+loses no update.
 
 The listing's type filter is the ``jobType`` the API itself gave each watched job (the submit
 answer carries it), never a type we assume: what the API calls a custom upscale is not confirmed
@@ -18,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,6 +64,11 @@ class PollPolicy(BaseModel):
     max_interval_s: float = Field(default=10.0, gt=0)
     growth: float = Field(default=1.5, ge=1.0, description="Slow-down per tick with no progress.")
     deadline_s: float = Field(default=3600.0, gt=0, description="Per job, from when it is tracked.")
+    due_interval_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often to ask about a job once its expected end has come.",
+    )
     list_threshold: int = Field(
         default=3, ge=1, description="From this many jobs in flight on, one listing serves all."
     )
@@ -99,6 +110,8 @@ class JobWatcher:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._cursor: datetime | None = None
+        # How long recent jobs took, creation to end, by the API's timestamps.
+        self._durations: deque[float] = deque(maxlen=32)
         self.requests = 0
         """Status requests sent so far (listings and single GETs), for benchmarks and tests."""
 
@@ -192,15 +205,21 @@ class JobWatcher:
     def _next_delay(self) -> float:
         p = self.policy
         now = time.monotonic()
+        typical = statistics.median(self._durations) if self._durations else None
         best = p.max_interval_s
         for t in self._tracked.values():
             age = now - t.started
             if t.job.progress > 0 and age > 0:
-                # Time to completion at the observed rate; ask again around halfway there.
-                remaining = age * (1 - t.job.progress) / t.job.progress
-                guess = remaining / 2
+                expected: float | None = age / t.job.progress  # its whole run at this rate
             else:
+                expected = typical
+            if expected is None:
                 guess = p.first_interval_s * p.growth**t.idle_ticks
+            elif expected - age > p.due_interval_s:
+                guess = expected - age
+            else:
+                # Due: ask often, and less so the longer it is overdue (a queue, a slow job).
+                guess = max(p.due_interval_s, (age - expected) / 4)
             best = min(best, guess)
         return max(p.min_interval_s, min(p.max_interval_s, best))
 
@@ -274,6 +293,8 @@ class JobWatcher:
         else:
             tracked.idle_ticks += 1
         if job.outcome is not None:
+            if job.created_at is not None and job.updated_at is not None:
+                self._durations.append((job.updated_at - job.created_at).total_seconds())
             self._finish(tracked, job=job)
 
     def _finish(

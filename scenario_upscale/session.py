@@ -29,7 +29,7 @@ from scenario_upscale.polling import JobWatcher, PollPolicy
 from scenario_upscale.progress import Progress, ProgressCounter
 from scenario_upscale.submission import Submitter
 from scenario_upscale.targets import check_target
-from scenario_upscale.uploads import Uploads
+from scenario_upscale.uploads import UNUSABLE, Uploads
 
 
 class BatchSession:
@@ -64,7 +64,7 @@ class BatchSession:
         self.uploads = Uploads(client, self.journal)
         self.planner = Planner(client, self.journal, self.uploads, self.target)
         self.submitter = Submitter(
-            client, self.journal, self.watcher, self.counter, max_concurrency
+            client, self.journal, self.watcher, self.counter, max_concurrency, self.uploads
         )
         self.collector = Collector(
             client, self.journal, self.watcher, self.counter, self.target, self.submitter.watching
@@ -89,26 +89,47 @@ class BatchSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stack.__aexit__(exc_type, exc, tb)
+        try:
+            await self.journal.flushed()  # the last records, before the target's lock goes
+        finally:
+            await self._stack.__aexit__(exc_type, exc, tb)
 
-    async def prepare(
-        self, locations: str | Iterable[str], specs: Sequence[UpscaleSpec], *, uploads: int = 4
-    ) -> Plan:
-        """Resolve, read, check and upload the inputs; settle those already done or invalid."""
-        plan = await self.planner.plan(locations, specs, uploads=uploads)
+    async def prepare(self, locations: str | Iterable[str], specs: Sequence[UpscaleSpec]) -> Plan:
+        """Resolve, read and check the inputs; settle those already done or invalid.
+
+        Nothing is uploaded yet: each input is, just before its dry run or its submit."""
+        plan = await self.planner.plan(locations, specs)
         self.counter.planned(len(plan.items))
         return plan
 
     async def price(self, items: Sequence[BatchItem], *, concurrency: int = 8) -> dict[str, Price]:
-        """Dry-run price of every item not paid for yet (HTTP 269 or 200; nothing is charged)."""
+        """Dry-run price of every item not paid for yet (HTTP 269 or 200; nothing is charged).
+
+        One dry run per price class (``planning.price_class``), on an item of the class uploaded
+        for it; every item of the class gets that price. A class none of whose inputs can be
+        uploaded has no price: its items fail at their own upload, before any job.
+        """
         gate = asyncio.Semaphore(concurrency)
+        classes: dict[str, list[BatchItem]] = {}
+        for item in items:
+            if item.key not in self.journal.jobs:
+                classes.setdefault(self.planner.price_classes.get(item.key, item.key), []).append(
+                    item
+                )
 
-        async def one(item: BatchItem) -> tuple[str, Price]:
+        async def one(members: list[BatchItem]) -> list[tuple[str, Price]]:
             async with gate:
-                return item.key, await self.client.price(item.model_id, item.body)
+                for member in members:
+                    try:
+                        ready = await self.uploads.ready(member)
+                    except UNUSABLE:
+                        continue  # this input is invalid; another of its class prices it
+                    found = await self.client.price(ready.model_id, ready.body)
+                    return [(m.key, found) for m in members]
+            return []
 
-        todo = [i for i in items if i.key not in self.journal.jobs]
-        return dict(await asyncio.gather(*(one(i) for i in todo)))
+        priced = await asyncio.gather(*(one(members) for members in classes.values()))
+        return dict(pair for pairs in priced for pair in pairs)
 
     async def submit(self, items: Sequence[BatchItem]) -> list[SubmittedItem | ItemResult]:
         """Submit every item, or take over its job from an earlier run; never pay twice."""

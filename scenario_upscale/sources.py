@@ -201,7 +201,21 @@ def identify(data: bytes, location: str, name: str) -> SourceFile:
 
 async def read(location: str, http: httpx.AsyncClient) -> tuple[SourceFile, bytes]:
     """Read one input (not an asset id) and identify it."""
-    name = PurePosixPath(location.split("?", 1)[0]).name or "input"
+    data = await fetch(location, http)
+    return await asyncio.to_thread(identify, data, location, name_of(location)), data
+
+
+def name_of(location: str) -> str:
+    """The file name in ``location`` (a path or URL), ``input`` when it has none."""
+    return PurePosixPath(location.split("?", 1)[0]).name or "input"
+
+
+async def fetch(location: str, http: httpx.AsyncClient) -> bytes:
+    """The bytes of one input (not an asset id).
+
+    Raises:
+        InvalidInput: unreadable or empty.
+    """
     if _is_http(location):
         try:
             response = await http.get(location)
@@ -223,7 +237,7 @@ async def read(location: str, http: httpx.AsyncClient) -> tuple[SourceFile, byte
             raise InvalidInput(f"input {location!r} could not be read: {error}") from None
     if not data:
         raise InvalidInput(f"input {location!r} is empty")
-    return identify(data, location, name), data
+    return data
 
 
 def _read_fs(location: str) -> bytes:

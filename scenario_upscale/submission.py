@@ -4,6 +4,9 @@
   submit and one paid job; an item whose job an earlier run submitted takes that job over
   (from the journal, or found again through ``GET /v1/jobs`` after a crash mid-submit).
 * The journal records "submitting" before the POST and "submitted" after it.
+* Uploads: an input is uploaded just before its submit (``uploads.Uploads.ready``), at most
+  ``upload_window`` items ahead of the submits, so the first jobs start while later inputs are
+  still uploading and the uploads never run far ahead of the team's ceiling.
 * Slots (``slots.JobSlots``): at most ``max_concurrency`` jobs in flight, fewer once a 429 names
   the team's ceiling. A slot is taken just before a submit and given back when the job reaches a
   terminal status, whichever step is running then. A submit refused by the ceiling never fails
@@ -27,6 +30,7 @@ from scenario_upscale.polling import JobWatcher
 from scenario_upscale.progress import ProgressCounter
 from scenario_upscale.retry import CeilingWait, LostSubmitRetry, retry
 from scenario_upscale.slots import JobSlots
+from scenario_upscale.uploads import UNUSABLE, Uploads
 
 log = logging.getLogger("scenario_upscale.submission")
 
@@ -41,7 +45,9 @@ class Submitter:
         watcher: JobWatcher,
         progress: ProgressCounter,
         max_concurrency: int,
+        uploads: Uploads,
         *,
+        upload_window: int | None = None,
         lost_attempts: int = 6,
         ceiling_budget_s: float = 3600.0,
     ) -> None:
@@ -52,6 +58,9 @@ class Submitter:
         self.watcher = watcher
         self.progress = progress
         self.slots = JobSlots(max_concurrency)
+        self.uploads = uploads
+        # Items uploaded (or uploading) and not yet submitted: enough to refill every slot twice.
+        self._ahead = asyncio.Semaphore(upload_window or max(8, 2 * self.slots.limit))
         self._submitting: dict[str, asyncio.Future[SubmittedItem | ItemResult]] = {}
         self._claimed: set[str] = set()
         self.watching: dict[str, asyncio.Future[Job]] = {}
@@ -69,12 +78,22 @@ class Submitter:
             return first.model_copy(update={"item": item, "resumed": True})
         self._submitting[item.key] = future = asyncio.get_running_loop().create_future()
         try:
-            result = await self._submit_unique(item)
+            async with self._ahead:
+                result = await self._upload_and_submit(item)
         except BaseException:
             future.cancel()
             raise
         future.set_result(result)
         return result
+
+    async def _upload_and_submit(self, item: BatchItem) -> SubmittedItem | ItemResult:
+        try:
+            item = await self.uploads.ready(item)
+        except UNUSABLE as error:
+            return self.progress.failed(failure(item, "invalid", error))
+        except ScenarioError as error:
+            return self.progress.failed(failure(item, "failure", error))
+        return await self._submit_unique(item)
 
     async def _submit_unique(self, item: BatchItem) -> SubmittedItem | ItemResult:
         tries = 0
@@ -152,6 +171,7 @@ class Submitter:
 
     async def _submit_new(self, item: BatchItem, lost: LostSubmitRetry) -> SubmittedItem:
         self.journal.write("submitting", key=item.key)
+        await self.journal.flushed()  # on disk before the POST: a rerun then looks for its job
         result = await self.client.submit(
             item.model_id, item.body, exclude_job_ids=self._claimed, lost=lost
         )

@@ -1,32 +1,52 @@
 """Inputs read and uploaded once: shared by content hash within a run and, through the journal,
 across runs.
 
-The bytes of an input are kept in memory only from its read to its upload; identical files in one
-batch share one upload even while it is in flight.
+Reading an input (``read``) identifies it and hashes it; its bytes are not kept. An input is
+uploaded only when it is about to be priced or submitted (``ready``): its bytes are read again
+then, checked against the hash, sent, and dropped. So the memory held for inputs is what a few
+uploads in flight need, whatever the size of the batch; identical files share one upload even
+while it is in flight.
+
+Until its upload, an item's request body carries a placeholder for the asset id
+(``pending_asset``), which ``ready`` replaces.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from typing import Any
 
 from scenario_upscale import sources
 from scenario_upscale.api import ScenarioClient
+from scenario_upscale.errors import InvalidInput, ScenarioBadRequest, ScenarioNotFound
+from scenario_upscale.items import BatchItem
 from scenario_upscale.journal import Journal
 from scenario_upscale.sources import SourceFile
 
+_PENDING = "pending-upload:"
+
+UNUSABLE = (InvalidInput, ScenarioBadRequest, ScenarioNotFound)
+"""What makes one input unusable (unreadable, not an image, refused at upload), not the batch."""
+
+
+def pending_asset(source: SourceFile) -> str:
+    """What stands for ``source``'s asset id in a request body until it is uploaded."""
+    return _PENDING + source.sha256
+
 
 class Uploads:
-    """Reads inputs and gives each distinct content one asset id."""
+    """Reads inputs and gives each distinct content one asset id, ``concurrency`` at a time."""
 
-    def __init__(self, client: ScenarioClient, journal: Journal) -> None:
+    def __init__(self, client: ScenarioClient, journal: Journal, *, concurrency: int = 8) -> None:
         self.client = client
         self.journal = journal
         self._uploading: dict[str, asyncio.Future[str]] = {}
-        # Bytes read but not yet uploaded, by content hash; dropped once uploaded.
-        self._unsent: dict[str, bytes] = {}
+        self._gate = asyncio.Semaphore(concurrency)
 
     async def read(self, location: str) -> tuple[SourceFile, str | None]:
-        """The input at ``location``, and its asset id when it already is a Scenario asset.
+        """The input at ``location``, and its asset id when it already has one (a Scenario
+        asset, or content an earlier run uploaded).
 
         Raises:
             InvalidInput: unreadable, or not an image or video.
@@ -46,28 +66,45 @@ class Uploads:
                 height=asset.height,
             )
             return source, asset.id
-        source, data = await sources.read(location, self.client.cdn)
-        self._unsent[source.sha256] = data
-        return source, None
+        async with self._gate:
+            source, _ = await sources.read(location, self.client.cdn)
+        return source, self.journal.uploads.get(source.sha256)
+
+    async def ready(self, item: BatchItem) -> BatchItem:
+        """``item`` with its input's asset id in its body, uploading the input if need be.
+
+        Raises:
+            InvalidInput: the input can no longer be read, or changed since it was read.
+            ScenarioError: the upload failed.
+        """
+        pending = pending_asset(item.source)
+        fields = [name for name, value in item.body.items() if value == pending]
+        if not fields:
+            return item
+        asset_id = await self.asset_id(item.source)
+        body: dict[str, Any] = {**item.body, **dict.fromkeys(fields, asset_id)}
+        return item.model_copy(update={"body": body})
 
     async def asset_id(self, source: SourceFile) -> str:
         """The asset id of ``source``'s content: uploaded by this run, or by an earlier one."""
         cached = self.journal.uploads.get(source.sha256)
         if cached is not None:
-            self._unsent.pop(source.sha256, None)
             return cached
         if source.sha256 not in self._uploading:
             self._uploading[source.sha256] = asyncio.ensure_future(self._send(source))
         return await self._uploading[source.sha256]
 
-    def forget(self, source: SourceFile) -> None:
-        """Every upload of these bytes is over (or was never needed): drop them from memory."""
-        self._unsent.pop(source.sha256, None)
-
     async def _send(self, source: SourceFile) -> str:
-        data = self._unsent.pop(source.sha256)
-        asset_id = await self.client.upload(
-            data, name=source.name, mime_type=source.mime_type, kind=source.kind
-        )
+        async with self._gate:
+            data = await sources.fetch(source.location, self.client.cdn)
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+            if digest != source.sha256:
+                raise InvalidInput(
+                    f"input {source.location!r} changed while the batch ran: its content is no "
+                    "longer what was checked and priced; run the batch again"
+                )
+            asset_id = await self.client.upload(
+                data, name=source.name, mime_type=source.mime_type, kind=source.kind
+            )
         self.journal.write("uploaded", sha256=source.sha256, asset_id=asset_id)
         return asset_id

@@ -102,6 +102,7 @@ async def test_a_run_killed_between_sending_a_submit_and_recording_it_is_reconci
     async with _first_run(client, tmp_path, 2) as (session, plan):
         # What a crash leaves: "submitting" was written and the job created, "submitted" never.
         for item in plan.items:
+            item = await session.uploads.ready(item)  # an input is uploaded just before its submit
             session.journal.write("submitting", key=item.key)
             await client.submit(item.model_id, item.body)
     journal = Journal(default_journal_path(out), session.journal.namespace)

@@ -407,3 +407,33 @@ async def test_an_upload_refused_or_never_imported_says_so(
     async with _client(handler) as client:
         with pytest.raises(error, match=message):
             await client._wait_for_upload("upload_1", timeout_s=0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (httpx.Response(200, text="<html>busy</html>"), "the API's answer is not a JSON object"),
+        (httpx.Response(200, json=["job_1"]), "the API's answer is not a JSON object"),
+        (httpx.Response(200, json={"creativeUnitsCost": 1}), "the answer has no job"),
+    ],
+)
+async def test_an_answer_read_without_the_sdk_models_that_is_not_one_says_so(
+    answer: httpx.Response, message: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answer
+
+    async with _client(handler) as client:
+        with pytest.raises(ScenarioError, match=rf"GET /jobs/job_1: {message}"):
+            await client.get_job("job_1")
+        with pytest.raises(ScenarioError, match=rf"POST /generate/custom/model_x: {message}"):
+            await client.submit("model_x", {"image": "asset_1"})
+
+
+async def test_an_upload_answer_without_an_asset_id_says_so() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"asset": {}})
+
+    async with _client(handler) as client:
+        with pytest.raises(ScenarioError, match="POST /assets: the answer names no asset id"):
+            await client.upload(b"png", name="a.png", mime_type="image/png", kind="image")

@@ -128,10 +128,24 @@ async def test_cadence_slows_when_nothing_moves_and_quickens_near_the_end() -> N
     tracked.idle_ticks = 40
     assert watcher._next_delay() == 10.0  # capped
     tracked.job = tracked.job.model_copy(update={"progress": 0.9})
-    # 90 % after 9 s: about 1 s left, so ask again in about half of that.
-    assert watcher._next_delay() == pytest.approx(0.5, abs=0.05)
+    # 90 % after 9 s: about 1 s left, so ask again then.
+    assert watcher._next_delay() == pytest.approx(1.0, abs=0.05)
     tracked.job = tracked.job.model_copy(update={"progress": 0.1})
     assert watcher._next_delay() == 10.0  # 81 s left: no hurry
+
+
+async def test_a_job_without_progress_is_asked_about_when_jobs_like_it_have_ended() -> None:
+    policy = PollPolicy(first_interval_s=1.0, min_interval_s=0.2, due_interval_s=0.25)
+    watcher = JobWatcher(FakeJobs({}), policy)
+    watcher._durations.extend([1.9, 2.0, 2.1])  # the jobs seen ending so far took ~2 s
+    tracked = _Tracked(
+        _queued("a"), asyncio.get_running_loop().create_future(), started=0, last_seen=0
+    )
+    watcher._tracked["a"] = tracked
+    for age, delay in [(0.5, 1.5), (1.9, 0.25), (2.5, 0.25), (6.0, 1.0)]:
+        tracked.started = time.monotonic() - age
+        # Before its expected end: then; once due: often, less so the longer it is overdue.
+        assert watcher._next_delay() == pytest.approx(delay, abs=0.05), age
 
 
 async def test_listings_filter_on_the_job_type_the_api_gave_not_on_custom() -> None:
