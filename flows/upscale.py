@@ -83,6 +83,7 @@ async def upscale_batch(
     shard_size: int = DEFAULTS.shard_size,
     job_deadline_minutes: float = DEFAULTS.job_deadline_minutes,
     fail_on_any_error: bool = DEFAULTS.fail_on_any_error,
+    announce: bool = True,
 ) -> BatchReport:
     """Upscale many images with one or more Scenario models into a target folder.
 
@@ -105,6 +106,8 @@ async def upscale_batch(
         shard_size: Inputs per submit/poll/collect task.
         job_deadline_minutes: Give up waiting for a job after this long (it stays paid for).
         fail_on_any_error: End the run Failed if any input fails.
+        announce: Publish the results table and the batch event. A shard of
+            ``upscale-sharded`` leaves both to its parent, which announces the whole batch once.
 
     Returns:
         A BatchReport: per input and model, the status, job id, cost, outputs and error.
@@ -143,9 +146,10 @@ async def upscale_batch(
         steps = PrefectSteps(concurrency_limit)
         report = await run_pipeline(session, inputs, options.specs, options, steps)
     await reporter.finish()
-    await publish_results(report, target)
-    run = FlowRunContext.get()
-    emit_batch_event(report, target, run.flow_run.id if run and run.flow_run else None)
+    if announce:
+        await publish_results(report, target)
+        run = FlowRunContext.get()
+        emit_batch_event(report, target, run.flow_run.id if run and run.flow_run else None)
     logger.info("%s", report.summary())
     return _final_state(report, fail_on_any_error)  # type: ignore[return-value]
 

@@ -1,0 +1,247 @@
+"""A local scale-out stack: PostgreSQL, a Prefect server on it, a process work pool, N workers.
+
+Prefect's own distributed set-up on one machine, as it runs across many: the server keeps its
+state in PostgreSQL (``initdb``/``pg_ctl`` into a folder of the stack's), the deployments of
+``upscale-sharded`` and ``upscale-batch`` are applied onto a process work pool, and each worker
+is a ``prefect worker start`` process of its own that runs the flow runs it takes as
+subprocesses. ``scenario-upscale stack`` runs it in the foreground; the tests and the benchmark
+use ``LocalStack``.
+
+PostgreSQL refuses to run as root: as root, ``initdb`` and ``pg_ctl`` run as the ``postgres``
+user (``runuser``), which owns the data folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from subprocess import Popen
+from types import TracebackType
+from typing import Self
+
+from commands.prefect_runtime import LocalPrefectServer, find_free_port, stop_process_group
+from deployments.generate import PROJECT, WORK_POOL
+
+STACK_DEPLOYMENTS = ("upscale-sharded/on-demand", "upscale-batch/on-demand")
+"""What the stack applies onto its pool: a sharded batch and the deployment of its shards."""
+
+SERVER_SETTINGS = {
+    # A killed run's leases (the team's slots) are swept every 15 s by default.
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
+    # A pool of process workers on one database: more than the default 5 connections.
+    "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+}
+WORKER_SETTINGS = {
+    # Take new runs within a second (default 10 s) and tell the server it lives every 5 s
+    # (default 30 s): the parent of a sharded batch reruns a dead worker's shard after three
+    # silent intervals.
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
+    # The shards' BatchReports, for the parent (run_deployment(...).state.aresult()).
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+}
+
+
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL's server programs are not installed, or its server did not start."""
+
+
+def postgres_bin() -> Path:
+    """The folder of ``initdb`` and ``pg_ctl``: on the PATH, else Debian's own folder."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).resolve().parent
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
+    raise PostgresUnavailable(
+        "PostgreSQL's initdb and pg_ctl were not found (on the PATH or in "
+        "/usr/lib/postgresql/*/bin): install them, e.g. `apt-get install postgresql` on Debian"
+    )
+
+
+class LocalPostgres:
+    """A PostgreSQL server of its own in ``folder``, on 127.0.0.1 and a free port; trusted
+    local connections as the ``prefect`` user."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or find_free_port()
+        self.bin = postgres_bin()
+        self.data = folder / "data"
+        self.log_file = folder / "postgres.log"
+        self.running = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://prefect@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:  # PostgreSQL will not run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise PostgresUnavailable(
+                f"`{' '.join(args[:1])}` failed with code {done.returncode}: "
+                f"{(done.stderr or done.stdout).strip()[-2000:]}"
+            )
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        if not self.data.exists():
+            self._run("initdb", "-D", str(self.data), "-U", "prefect", "--auth=trust", "-E",
+                      "UTF8", "--no-sync")  # fmt: skip
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log_file),
+                  "-w", "-t", "60", "start")  # fmt: skip
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+class LocalStack:
+    """PostgreSQL, a Prefect server on it, the work pool ``pool`` and ``workers`` workers.
+
+    Args:
+        folder: Where everything lives (database, Prefect home, logs, results).
+        workers: How many workers to start.
+        runs_per_worker: Flow runs one worker runs at once (``prefect worker start --limit``),
+            so the shards of a batch spread over the workers.
+        pool: The process work pool.
+        server_settings: More variables for the server.
+
+    Example:
+        >>> with LocalStack(Path("/tmp/stack"), workers=2) as stack:
+        ...     subprocess.run(["prefect", "deployment", "ls"], env=stack.env)
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        workers: int = 2,
+        *,
+        runs_per_worker: int = 2,
+        pool: str = WORK_POOL,
+        server_settings: dict[str, str] | None = None,
+    ) -> None:
+        self.folder = folder.resolve()
+        self.pool = pool
+        self.runs_per_worker = runs_per_worker
+        self.postgres = LocalPostgres(self.folder / "postgres")
+        self.home = self.folder / "prefect-home"
+        database = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": self.postgres.url}
+        self.server = LocalPrefectServer(
+            self.home,
+            log_file=self.folder / "logs" / "server.log",
+            log_level="INFO",
+            extra_env=SERVER_SETTINGS | database | (server_settings or {}),
+        )
+        self.worker_count = workers
+        self.workers: dict[str, Popen[bytes]] = {}
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of a client of this stack (a flow run, ``prefect`` commands)."""
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
+            "PREFECT_API_URL": self.server.api_url,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_EPHEMERAL_ENABLED": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOCAL_STORAGE_PATH": str(self.folder / "results"),
+        }
+
+    def start(self) -> None:
+        """Start everything, or stop what started and raise."""
+        try:
+            self.postgres.start()
+            self.server.start()
+            self.server.wait_until_healthy()
+            self._prefect("work-pool", "create", self.pool, "--type", "process", "--overwrite")
+            self._apply_deployments()
+            for n in range(1, self.worker_count + 1):
+                self.start_worker(f"worker-{n}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _prefect(self, *args: str) -> None:
+        command = [sys.executable, "-m", "prefect", *args]
+        done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"`prefect {' '.join(args)}` failed: {done.stdout}{done.stderr}")
+
+    def _apply_deployments(self) -> None:
+        # In a process of its own: this one may have imported Prefect against another API.
+        script = (
+            "import sys\n"
+            "from deployments.definitions import build_deployments\n"
+            "for d in build_deployments():\n"
+            "    if f'{d.flow_name}/{d.name}' in sys.argv[2:]:\n"
+            "        d.apply(work_pool_name=sys.argv[1])\n"
+        )
+        command = [sys.executable, "-c", script, self.pool, *STACK_DEPLOYMENTS]
+        done = subprocess.run(
+            command, env=self.env, cwd=PROJECT, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"applying the deployments failed: {done.stderr[-3000:]}")
+
+    def start_worker(self, name: str) -> Popen[bytes]:
+        """Start one more worker of the pool, named ``name`` (its log: ``logs/<name>.log``)."""
+        command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool,
+                   "--type", "process", "--name", name,
+                   "--limit", str(self.runs_per_worker)]  # fmt: skip
+        log_file = self.folder / "logs" / f"{name}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("ab") as log:
+            # A session of its own: stopping it (or killing it) reaches its flow runs too.
+            self.workers[name] = subprocess.Popen(
+                command,
+                env=self.env | WORKER_SETTINGS,
+                cwd=PROJECT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self.workers[name]
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL a worker and the flow runs it started, as a machine that dies."""
+        process = self.workers.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def stop(self) -> None:
+        """Stop the workers, the server, then PostgreSQL; idempotent."""
+        while self.workers:
+            _, process = self.workers.popitem()
+            stop_process_group(process)
+        self.server.stop()
+        self.postgres.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
