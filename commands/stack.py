@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from subprocess import Popen
 from types import TracebackType
@@ -68,14 +69,20 @@ def postgres_bin() -> Path:
 
 class LocalPostgres:
     """A PostgreSQL server of its own in ``folder``, on 127.0.0.1 and a free port; trusted
-    local connections as the ``prefect`` user."""
+    local connections as the ``prefect`` user.
+
+    As root, the server runs as the ``postgres`` user, which cannot reach a folder inside
+    another user's private one (pytest's, ``mktemp``'s): it then lives in a temporary folder
+    of its own instead, owned by ``postgres`` and removed when it stops.
+    """
 
     def __init__(self, folder: Path, port: int | None = None) -> None:
-        self.folder = folder
+        self.as_postgres = os.geteuid() == 0
+        self.folder = Path(tempfile.mkdtemp(prefix="postgres-")) if self.as_postgres else folder
         self.port = port or find_free_port()
         self.bin = postgres_bin()
-        self.data = folder / "data"
-        self.log_file = folder / "postgres.log"
+        self.data = self.folder / "data"
+        self.log_file = self.folder / "postgres.log"
         self.running = False
 
     @property
@@ -84,19 +91,19 @@ class LocalPostgres:
 
     def _run(self, *args: str) -> None:
         command = [str(self.bin / args[0]), *args[1:]]
-        if os.geteuid() == 0:  # PostgreSQL will not run as root
+        if self.as_postgres:  # PostgreSQL will not run as root
             command = ["runuser", "-u", "postgres", "--", *command]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise PostgresUnavailable(
-                f"`{' '.join(args[:1])}` failed with code {done.returncode}: "
+                f"`{args[0]}` failed with code {done.returncode}: "
                 f"{(done.stderr or done.stdout).strip()[-2000:]}"
             )
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.folder, "postgres")
+        if self.as_postgres:
+            shutil.chown(self.folder, "postgres", "postgres")
         if not self.data.exists():
             self._run("initdb", "-D", str(self.data), "-U", "prefect", "--auth=trust", "-E",
                       "UTF8", "--no-sync")  # fmt: skip
@@ -106,9 +113,43 @@ class LocalPostgres:
         self.running = True
 
     def stop(self) -> None:
+        """Stop the server; idempotent. As root, its folder goes too."""
         if self.running:
             self.running = False
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        if self.as_postgres:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_PREPARE_POOL = """
+import asyncio, sys, time, urllib.request
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.settings import PREFECT_API_URL
+from deployments.definitions import build_deployments
+
+deadline = time.monotonic() + 300
+while True:
+    try:
+        local = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        local.open(PREFECT_API_URL.value() + "/health", timeout=2).read()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+
+async def prepare(pool, names, project):
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"), overwrite=True)
+    for deployment in build_deployments():
+        if f"{deployment.flow_name}/{deployment.name}" in names:
+            # Flow runs start in the project folder, as prefect.yaml's pull step makes them.
+            deployment.job_variables = {**deployment.job_variables, "working_dir": project}
+            await deployment.aapply(work_pool_name=pool)
+
+asyncio.run(prepare(sys.argv[1], sys.argv[3:], sys.argv[2]))
+"""
 
 
 class LocalStack:
@@ -165,39 +206,34 @@ class LocalStack:
 
     def start(self) -> None:
         """Start everything, or stop what started and raise."""
+        pool: Popen[str] | None = None
         try:
             self.postgres.start()
             self.server.start()
+            # Importing Prefect and the flows takes as long as the server's start: overlap them.
+            pool = self._prepare_pool()
             self.server.wait_until_healthy()
-            self._prefect("work-pool", "create", self.pool, "--type", "process", "--overwrite")
-            self._apply_deployments()
+            _, errors = pool.communicate()
+            if pool.returncode != 0:
+                raise RuntimeError(f"preparing the work pool failed: {errors[-3000:]}")
             for n in range(1, self.worker_count + 1):
                 self.start_worker(f"worker-{n}")
         except BaseException:
+            if pool is not None and pool.poll() is None:
+                pool.kill()
+                pool.wait()
             self.stop()
             raise
 
-    def _prefect(self, *args: str) -> None:
-        command = [sys.executable, "-m", "prefect", *args]
-        done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"`prefect {' '.join(args)}` failed: {done.stdout}{done.stderr}")
+    def _prepare_pool(self) -> Popen[str]:
+        """Create the pool and apply the deployments onto it, once the server answers.
 
-    def _apply_deployments(self) -> None:
-        # In a process of its own: this one may have imported Prefect against another API.
-        script = (
-            "import sys\n"
-            "from deployments.definitions import build_deployments\n"
-            "for d in build_deployments():\n"
-            "    if f'{d.flow_name}/{d.name}' in sys.argv[2:]:\n"
-            "        d.apply(work_pool_name=sys.argv[1])\n"
+        In a process of its own: this one may have imported Prefect against another API.
+        """
+        command = [sys.executable, "-c", _PREPARE_POOL, self.pool, str(PROJECT), *STACK_DEPLOYMENTS]
+        return subprocess.Popen(
+            command, env=self.env, cwd=PROJECT, stderr=subprocess.PIPE, text=True
         )
-        command = [sys.executable, "-c", script, self.pool, *STACK_DEPLOYMENTS]
-        done = subprocess.run(
-            command, env=self.env, cwd=PROJECT, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"applying the deployments failed: {done.stderr[-3000:]}")
 
     def start_worker(self, name: str) -> Popen[bytes]:
         """Start one more worker of the pool, named ``name`` (its log: ``logs/<name>.log``)."""
