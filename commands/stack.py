@@ -53,12 +53,12 @@ class PostgresUnavailable(RuntimeError):
     """PostgreSQL's server programs are not installed, or its server did not start."""
 
 
-def postgres_bin() -> Path:
+def postgres_bin(debian: Path = Path("/usr/lib/postgresql")) -> Path:
     """The folder of ``initdb`` and ``pg_ctl``: on the PATH, else Debian's own folder."""
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).resolve().parent
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+    for folder in sorted(debian.glob("*/bin"), reverse=True):
         if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
             return folder
     raise PostgresUnavailable(
