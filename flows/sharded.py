@@ -38,7 +38,7 @@ from prefect.states import Crashed
 
 from flows.options import DEFAULTS
 from flows.reporting import emit_batch_event, publish_results
-from flows.upscale import _final_state
+from flows.upscale import _final_state, team_ceiling
 from scenario_upscale import sources
 from scenario_upscale.batch import BatchReport, UpscaleSpec
 
@@ -152,6 +152,8 @@ async def upscale_sharded(
         "job_deadline_minutes": job_deadline_minutes,
         "announce": False,
     }
+    # Created here, once, if missing: shards starting together would race to create it.
+    await team_ceiling(concurrency_limit, max_concurrency)
     await asyncio.gather(*(_start(s, shard_deployment, parameters, parent) for s in shards))
     async with get_client() as client:
         while pending := [s for s in shards if s.report is None]:

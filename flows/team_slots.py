@@ -38,6 +38,7 @@ every ``SLOT_LEASE_S / 4``; a killed one's slots come back after this, plus the 
 for expired leases (``PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS``, 15 s by default)."""
 
 _LOCKED = 423  # what the server answers while the limit is full
+_GONE = (404, 410)  # a lease released (or expired) before its renewal
 
 
 class TeamSlots:
@@ -167,9 +168,14 @@ class TeamSlots:
         while True:
             await asyncio.sleep(SLOT_LEASE_S / 4)
             for lease in list(self.leases):
+                if lease not in self.leases:
+                    continue  # given back while this loop renewed the others
                 try:
                     await self.client.renew_concurrency_lease(
                         lease_id=lease, lease_duration=SLOT_LEASE_S
                     )
                 except httpx.HTTPError as error:
+                    status = getattr(getattr(error, "response", None), "status_code", None)
+                    if status in _GONE and lease not in self.leases:
+                        continue  # released while it was being renewed: nothing to renew
                     self.logger.warning("Could not renew a slot of %r: %s", self.name, error)
