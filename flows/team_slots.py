@@ -13,7 +13,9 @@ that context manager starts a renewal thread per acquisition and, when the limit
 for the server's ``Retry-After``; a run holding tens of slots wants one renewal loop, and a
 waiting submit wants to try again as soon as one of its own jobs ends. Takes are serialized
 within a run, as Prefect's own acquisition service does, so a run asks the server one slot at a
-time instead of all its submits polling at once.
+time instead of all its submits polling at once. Measured against the stack's PostgreSQL-backed
+server on a loaded 2-core machine: ~40-50 ms per take, and four takes at once were no faster per
+slot (the server is the limit, not the round trip); see README, "Scaling out".
 """
 
 from __future__ import annotations
