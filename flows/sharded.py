@@ -192,6 +192,8 @@ async def _check(
             shard.report = result
             return
         why = f"run {run.name} ended {state.name}: {state.message}"
+        if state.is_cancelled():  # someone stopped it on purpose: not a crash to retry
+            raise ShardFailed(shard.index, shard.attempts, why)
     else:
         worker = run.labels.get("prefect.worker.name")
         pool = run.work_pool_name
