@@ -1,4 +1,5 @@
-"""``scenario-upscale``: the demo, the emulator, upscaling, serving the deployments, and the doctor.
+"""``scenario-upscale``: the demo, the emulator, upscaling, serving the deployments, the doctor,
+and the local scale-out stack.
 
 The commands that run flows import the Prefect layer only when called, so the engine itself
 (and ``scenario-upscale emulator``) never loads Prefect.
