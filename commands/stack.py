@@ -67,6 +67,24 @@ def postgres_bin(debian: Path = Path("/usr/lib/postgresql")) -> Path:
     )
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, theirs, ...), read from ``/proc`` (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 class LocalPostgres:
     """A PostgreSQL server of its own in ``folder``, on 127.0.0.1 and a free port; trusted
     local connections as the ``prefect`` user.
@@ -256,10 +274,18 @@ class LocalStack:
         return self.workers[name]
 
     def kill_worker(self, name: str) -> None:
-        """SIGKILL a worker and the flow runs it started, as a machine that dies."""
+        """SIGKILL a worker and every process under it, as a machine that dies.
+
+        Its flow runs included: Prefect starts each in a session of its own, out of reach of a
+        signal to the worker's process group.
+        """
         process = self.workers.pop(name)
+        below = descendants(process.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait()
 
     def stop(self) -> None:

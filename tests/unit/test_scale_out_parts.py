@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from commands.stack import LocalPostgres, PostgresUnavailable, postgres_bin
+from commands.stack import LocalPostgres, PostgresUnavailable, descendants, postgres_bin
 from flows.sharded import ShardFailed, cut_shards
 
 
@@ -57,3 +63,21 @@ def test_a_failing_postgresql_program_is_named_with_its_own_words(
     with pytest.raises(PostgresUnavailable) as error:
         postgres.start()
     assert str(error.value) == "`initdb` failed with code 1: initdb: error: disk full"
+
+
+def test_the_processes_below_a_process_are_found_to_any_depth() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess; subprocess.run(['sleep', '30'])"]
+    )
+    below: list[int] = []
+    try:
+        deadline = time.monotonic() + 30  # a poll: the grandchild starts when it starts
+        while not (below := descendants(child.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [sleeper] = below
+        assert sleeper in descendants(os.getpid())  # a grandchild of this process
+    finally:
+        for pid in [*below, child.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        child.wait()
