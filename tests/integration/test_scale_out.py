@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from commands.stack import LocalStack, PostgresUnavailable
+from flows.reporting import BATCH_COMPLETED, RESULTS_ARTIFACT_KEY
 from scenario_upscale.batch import BatchReport
 from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
 from scenario_upscale.emulator.stats import EmulatorStats
@@ -36,6 +38,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.deployments import run_deployment
 from blocks.credentials import ScenarioCredentials
+from commands.prefect_runtime import drain_prefect_workers
 from flows.sharded import upscale_sharded
 
 async def main(emulator, job):
@@ -64,6 +67,7 @@ async def main(emulator, job):
     print(json.dumps([r.model_dump(mode="json") for r in reports]))
 
 asyncio.run(main(json.loads(sys.argv[1]), json.loads(sys.argv[2])))
+drain_prefect_workers()  # the parent's batch event reaches the server before this process ends
 """
 
 
@@ -125,6 +129,30 @@ async def _shard_runs(stack: LocalStack) -> list[dict[str, Any]]:
         return list(response.json())
 
 
+async def _api(stack: LocalStack, path: str, body: dict[str, Any]) -> Any:
+    async with httpx.AsyncClient(base_url=stack.server.api_url, timeout=10) as http:
+        response = await http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+
+async def _results_tables(stack: LocalStack) -> int:
+    body = {"artifacts": {"key": {"any_": [RESULTS_ARTIFACT_KEY]}}}
+    return len(await _api(stack, "/artifacts/filter", body))
+
+
+async def _batch_events_since(stack: LocalStack, since: datetime) -> list[dict[str, Any]]:
+    """The ``batch.completed`` events since ``since``, once at least one is stored."""
+    window = {"since": since.isoformat(), "until": (since + timedelta(hours=1)).isoformat()}
+    body = {"filter": {"occurred": window, "event": {"name": [BATCH_COMPLETED]}}, "limit": 50}
+    async with asyncio.timeout(120):  # the server stores events in batches
+        while True:
+            events = (await _api(stack, "/events/filter", body))["events"]
+            if events:
+                return list(events)
+            await asyncio.sleep(0.5)
+
+
 def _paid_once_each(stats: EmulatorStats, inputs: int) -> None:
     """Every input charged exactly once, and nothing refused by the ceiling."""
     assert len(stats.charges_by_content) == inputs
@@ -164,6 +192,7 @@ async def test_a_sharded_batch_survives_a_worker_killed_mid_shard(
     count = 240
     write_images(tmp_path / "in", count, size=(24, 16))
     before = {run["id"] for run in await _shard_runs(stack)}
+    tables_before, since = await _results_tables(stack), datetime.now(UTC)
     target = str(tmp_path / "out")
     # Two shards, one per worker (each runs one flow run at a time).
     job = {"kind": "sharded", "inputs": str(tmp_path / "in"), "shard_inputs": count // 2}
@@ -197,3 +226,7 @@ async def test_a_sharded_batch_survives_a_worker_killed_mid_shard(
     assert len(runs) == 3  # two shards, the killed one run again
     outputs = [Path(o) for r in report.results for o in r.outputs]
     assert len(outputs) == count and all(o.is_file() for o in outputs)
+    # The parent alone announces the batch: one results table, one batch event with every output.
+    assert await _results_tables(stack) == tables_before + 1
+    [event] = await _batch_events_since(stack, since)
+    assert len(event["payload"]["outputs"]) == count
