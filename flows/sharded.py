@@ -11,7 +11,9 @@ deployment, so the shards run on whichever workers of its pool are free.
   that took it stopped sending heartbeats (for three of its heartbeat intervals) is marked
   Crashed and started anew, as is a run that ended Crashed. The new run takes over the jobs the
   dead one submitted (from the journal, or through ``GET /v1/jobs`` for a submit whose answer
-  the dead run never recorded) and collects their outputs.
+  the dead run never recorded) and collects their outputs. That needs the journal shared by the
+  workers: a target on their shared file system (a remote target's journal is per machine; see
+  README, "Scaling out").
 * The parent alone reports: one BatchReport, one results table, one
   ``scenario.upscale.batch.completed`` event for the whole batch (the shards run with
   ``announce=False``).
