@@ -1,4 +1,5 @@
-"""``scenario-upscale``: the demo, the emulator, upscaling, serving the deployments, and the doctor.
+"""``scenario-upscale``: the demo, the emulator, upscaling, serving the deployments, the doctor,
+and the local scale-out stack.
 
 The commands that run flows import the Prefect layer only when called, so the engine itself
 (and ``scenario-upscale emulator``) never loads Prefect.
@@ -6,6 +7,7 @@ The commands that run flows import the Prefect layer only when called, so the en
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -482,6 +484,38 @@ def serve(
         )
         settings = replace(settings, upscales=(spec,))
     serve_deployments(settings, prefetch_seconds)
+
+
+@app.command()
+def stack(
+    workers: Annotated[int, typer.Option(min=1, help="Process workers of the pool.")] = 2,
+    runs_per_worker: Annotated[
+        int, typer.Option(min=1, help="Flow runs (shards) one worker runs at once.")
+    ] = 2,
+    folder: Annotated[
+        Path | None,
+        typer.Option(help="Where the database, Prefect home and logs live (default: a temp dir)."),
+    ] = None,
+) -> None:
+    """Run PostgreSQL, a Prefect server on it, a process work pool and N workers in the
+    foreground (Ctrl+C stops them all); prints the PREFECT_API_URL to use."""
+    import signal
+    import tempfile
+
+    from commands.stack import STACK_DEPLOYMENTS, LocalStack
+
+    with contextlib.ExitStack() as cleanup:
+        root = folder or Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+        # Ctrl+C and SIGTERM both end the wait below and stop the stack on the way out.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        typer.echo(f"Starting PostgreSQL, a Prefect server and {workers} worker(s) in {root}")
+        local = cleanup.enter_context(LocalStack(root, workers, runs_per_worker=runs_per_worker))
+        typer.echo(f"export PREFECT_API_URL={local.server.api_url}")
+        typer.echo(f"Work pool {local.pool!r}, deployments: {', '.join(STACK_DEPLOYMENTS)}")
+        typer.echo(f"Logs in {root / 'logs'}; Ctrl+C stops everything.")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+        typer.echo("Stopping the workers, the server and PostgreSQL")
 
 
 if __name__ == "__main__":

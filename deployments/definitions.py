@@ -35,6 +35,7 @@ from prefect.schedules import Cron, Interval, Schedule
 
 from flows.pipeline import asset_pipeline, publish_upscaled, upscale_new_assets
 from flows.reporting import BATCH_COMPLETED
+from flows.sharded import upscale_sharded
 from flows.upscale import DEFAULT_CREDENTIALS_BLOCK, upscale_batch, upscale_image
 from scenario_upscale.batch import UpscaleSpec
 
@@ -47,6 +48,7 @@ UPSCALE_ON_ASSET_UPLOADED = "upscale-batch/on-asset-uploaded"
 NEW_ASSETS_NIGHTLY = "upscale-new-assets/nightly"
 PUBLISH_ON_BATCH_COMPLETED = "publish-upscaled/on-batch-completed"
 PIPELINE_ON_DEMAND = "asset-pipeline/on-demand"
+SHARDED_ON_DEMAND = "upscale-sharded/on-demand"
 
 ALL_DEPLOYMENTS = (
     UPSCALE_ON_DEMAND,
@@ -55,6 +57,7 @@ ALL_DEPLOYMENTS = (
     NEW_ASSETS_NIGHTLY,
     PUBLISH_ON_BATCH_COMPLETED,
     PIPELINE_ON_DEMAND,
+    SHARDED_ON_DEMAND,
 )
 """Every deployment, as ``<flow name>/<deployment name>`` (what ``run_deployment`` takes)."""
 
@@ -204,6 +207,18 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
                 "target": target,
                 "published": s.published,
                 "upscales": upscales,
+                **common,
+            },
+            tags=TAGS,
+        ),
+        _deploy(
+            upscale_sharded,
+            name="on-demand",
+            description="A large batch in shards, each a run of upscale-batch on any worker.",
+            parameters={
+                "target": target,
+                "upscales": upscales,
+                "shard_deployment": UPSCALE_ON_DEMAND,
                 **common,
             },
             tags=TAGS,

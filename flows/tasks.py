@@ -30,20 +30,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeVar, cast
 
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.concurrency.asyncio import concurrency
 from prefect.tasks import exponential_backoff
 
 from flows.lineage import record_outputs
 from flows.reporting import emit_item_events
+from flows.team_slots import TeamSlots
 from scenario_upscale import pipeline
 from scenario_upscale.batch import ItemResult
 from scenario_upscale.errors import (
@@ -51,6 +48,7 @@ from scenario_upscale.errors import (
     ScenarioRateLimited,
     ScenarioServerError,
 )
+from scenario_upscale.slots import JobSlots
 
 _BACKOFF = exponential_backoff(backoff_factor=2)
 P = ParamSpec("P")
@@ -105,52 +103,22 @@ _TASKS: dict[Callable[..., Any], Task[..., Any]] = {
 }
 
 
-SLOT_LEASE_S = 60.0
-"""How long the team's slots stay taken after their holder stopped renewing them (it was killed):
-the shortest lease Prefect's server grants (its default is 300 s). A live run renews its lease
-every 45 s; a killed one's slots come back after this, plus the server's sweep for expired leases
-(``PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS``, 15 s by default)."""
-
-
 @contextlib.asynccontextmanager
 async def _slots(
     name: str | None,
     occupy: int,
     waiting: Callable[[str | None], None],
     logger: logging.Logger | logging.LoggerAdapter[Any],
-) -> AsyncIterator[None]:
-    # One acquire for the whole run: per-job acquires are slow under contention (prefect-notes).
-    if not name or occupy == 0:
-        yield
+) -> AsyncIterator[TeamSlots | None]:
+    """This run's share of the team's limit ``name`` (None without one), with ``occupy`` slots
+    taken up front; the run takes one more per job and gives it back when the job ends."""
+    if not name:
+        yield None
         return
-    reason = await _slots_taken(name, occupy)
-    if reason is not None:
-        logger.warning("Waiting for %s", reason)
-        waiting(reason)
-    started = time.monotonic()
-    async with concurrency(name, occupy=occupy, strict=True, lease_duration=SLOT_LEASE_S):
-        if reason is not None:
-            logger.info(
-                "Got %d slot(s) of %r after %.0f s", occupy, name, time.monotonic() - started
-            )
-            waiting(None)
-        yield
-
-
-async def _slots_taken(name: str, occupy: int) -> str | None:
-    """Why ``occupy`` slots of ``name`` are not free now (in words), or None when they are.
-
-    Read before acquiring, only to say why a run waits: the acquire itself decides.
-    """
-    async with get_client() as client:
-        limit = await client.read_global_concurrency_limit_by_name(name)
-    if limit.active_slots + occupy <= limit.limit:
-        return None
-    return (
-        f"{occupy} slot(s) of the team's concurrency limit {name!r}: {limit.active_slots} of "
-        f"{limit.limit} are held by other runs. The slots of a run that was killed come back "
-        f"once its lease of {SLOT_LEASE_S:.0f} s runs out."
-    )
+    async with TeamSlots(name, waiting, logger) as team:
+        for _ in range(occupy):
+            await team.take()
+        yield team
 
 
 class PrefectSteps:
@@ -182,7 +150,12 @@ class PrefectSteps:
             await record_outputs(collected)
         emit_item_events(results)
 
-    def holding(
-        self, jobs: int, waiting: Callable[[str | None], None]
-    ) -> AbstractAsyncContextManager[None]:
-        return _slots(self.concurrency_limit, jobs, waiting, self._logger)
+    @contextlib.asynccontextmanager
+    async def holding(
+        self, slots: JobSlots, waiting: Callable[[str | None], None]
+    ) -> AsyncIterator[None]:
+        """Each job's slot is also a slot of the team's limit, taken at its submit and given
+        back when it ends: concurrent runs share the ceiling instead of queueing for it."""
+        async with _slots(self.concurrency_limit, 0, waiting, self._logger) as team:
+            with slots.sharing(team) if team is not None else contextlib.nullcontext():
+                yield

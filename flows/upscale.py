@@ -74,6 +74,7 @@ async def upscale_batch(
     shard_size: int = DEFAULTS.shard_size,
     job_deadline_minutes: float = DEFAULTS.job_deadline_minutes,
     fail_on_any_error: bool = DEFAULTS.fail_on_any_error,
+    announce: bool = True,
 ) -> BatchReport:
     """Upscale many images with one or more Scenario models into a target folder.
 
@@ -98,6 +99,8 @@ async def upscale_batch(
         shard_size: Inputs per submit/poll/collect task.
         job_deadline_minutes: Give up waiting for a job after this long (it stays paid for).
         fail_on_any_error: End the run Failed if any input fails.
+        announce: Publish the results table and the batch event. A shard of
+            ``upscale-sharded`` leaves both to its parent, which announces the whole batch once.
 
     Returns:
         A BatchReport: per input and model, the status, job id, cost, outputs and error.
@@ -143,8 +146,9 @@ async def upscale_batch(
         return over_budget_state(stop)  # type: ignore[return-value]
     state = final_state(report, fail_on_any_error)
     await reporter.finish(f"{state.name}: {report.summary()}")
-    await publish_results(report, target)
-    emit_batch_event(report, target, run_id, fail_on_any_error=fail_on_any_error)
+    if announce:
+        await publish_results(report, target)
+        emit_batch_event(report, target, run_id, fail_on_any_error=fail_on_any_error)
     logger.info("%s", report.summary())
     return state  # type: ignore[return-value]
 

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -28,8 +27,6 @@ from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
-
-log = logging.getLogger("scenario_upscale.journal")
 
 RecordKind = Literal["uploaded", "submitting", "submitted", "collected"]
 
@@ -85,12 +82,20 @@ class Journal:
         self.collected: dict[str, list[str]] = {}
         self.collected_jobs: dict[str, str] = {}
         """The job of each collected key: in any namespace, for the report of a skipped input."""
+        self._read_up_to = 0
         self._load()
 
     def _load(self) -> None:
+        """Apply the records appended since the last read (by this run or any other)."""
         if not self.path.exists():
             return
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        with self.path.open("rb") as handle:
+            handle.seek(self._read_up_to)
+            appended = handle.read()
+        # Only whole lines: another run may be writing the last one right now.
+        complete = appended[: appended.rfind(b"\n") + 1]
+        self._read_up_to += len(complete)
+        for line in complete.decode("utf-8", errors="replace").splitlines():
             if line.strip():
                 # A line cut short by a crash mid-write is the only possible damage: skip it.
                 try:
@@ -102,28 +107,27 @@ class Journal:
                     self._apply(record)
 
     @contextlib.asynccontextmanager
-    async def exclusive(self, poll_s: float = 0.5) -> AsyncIterator[None]:
-        """Hold the target's lock for a whole batch, then read what earlier runs recorded.
+    async def claim(self, key: str, poll_s: float = 0.02) -> AsyncIterator[None]:
+        """Hold ``key`` alone among every run writing this journal, then read what they
+        recorded since: wrap the decision to submit ``key`` and its "submitting" record in it.
 
-        Two runs on one target at once would each miss the other's submits and could both pay
-        for a new input; the second one waits here instead, and then finds everything done.
-        The lock is a file lock on this machine (for a remote target the journal is local too),
-        portable across operating systems; it is tried without blocking so the event loop keeps
-        running while this run waits.
+        Runs on one target (shards of a batch, overlapping batches, on several workers) work
+        at once, each input claimed only while it is looked up and submitted: the second run
+        to claim an input finds the first one's "submitting"/"submitted" record and takes that
+        job over instead of paying again. The claim is a file lock beside the journal, one of
+        256 by the key's first two hex digits, so every process that sees this folder (this
+        machine, or a shared file system) shares it; the system drops the lock of a killed
+        process. It is tried without blocking so the event loop keeps running while it waits.
         """
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path = self.path.parent / "claims" / f"{key[:2]}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        # Not thread-local: a run may hold the lock on one thread and give it back on another.
+        # Not thread-local: a run may take the lock on one thread and give it back on another.
         lock = FileLock(lock_path, thread_local=False)
-        waiting = False
         while True:
             try:
                 lock.acquire(blocking=False)
                 break
             except Timeout:
-                if not waiting:
-                    log.info("another run is working on %s; waiting for it", self.path.parent)
-                    waiting = True
                 await asyncio.sleep(poll_s)
         try:
             self._load()

@@ -47,6 +47,7 @@ from scenario_upscale.items import (
 )
 from scenario_upscale.models import Price
 from scenario_upscale.session import BatchSession
+from scenario_upscale.slots import JobSlots
 
 log = logging.getLogger("scenario_upscale.pipeline")
 P = ParamSpec("P")
@@ -251,10 +252,11 @@ class StepRunner(Protocol):
         ...
 
     def holding(
-        self, jobs: int, waiting: Callable[[str | None], None]
+        self, slots: JobSlots, waiting: Callable[[str | None], None]
     ) -> AbstractAsyncContextManager[None]:
-        """Held while up to ``jobs`` jobs of this run are submitted and run; ``waiting`` is told
-        what it waits for before it holds it (and None once it does)."""
+        """Held while this run's jobs are submitted and run: where ``slots`` also takes each
+        job's slot from a ceiling shared with other runs (``JobSlots.sharing``); ``waiting`` is
+        told what the run waits for while it has no slot at all (and None once it has one)."""
         ...
 
 
@@ -270,7 +272,7 @@ class PlainSteps:
         return None
 
     def holding(
-        self, jobs: int, waiting: Callable[[str | None], None]
+        self, slots: JobSlots, waiting: Callable[[str | None], None]
     ) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
 
@@ -319,8 +321,7 @@ async def run_pipeline(
         total = check_budget(prices, options.max_creative_units, plan.items)
         runner.logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
     try:
-        jobs = min(session.submitter.slots.limit, len(plan.items))
-        async with runner.holding(jobs, session.counter.waiting):
+        async with runner.holding(session.submitter.slots, session.counter.waiting):
             groups = await asyncio.gather(
                 *(_run_shard(session, s, runner) for s in shards(plan.items, options.shard_size))
             )

@@ -79,7 +79,6 @@ class BatchSession:
     async def __aenter__(self) -> Self:
         # Before the journal (kept in a local target) and before anything is paid for.
         await asyncio.to_thread(check_target, self.target)
-        await self._stack.enter_async_context(self.journal.exclusive())
         await self._stack.enter_async_context(self.watcher)
         return self
 

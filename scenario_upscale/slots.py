@@ -6,14 +6,36 @@ repeats the error (contract §9), and the ceiling depends on the plan, so it can
 default of ours. ``JobSlots`` starts at the caller's ``max_concurrency``, comes down to what a
 429 says, and lets a refused submit wait for one of our own jobs to end before it tries again.
 Written here because asyncio's semaphores cannot lower their count while permits are out.
+
+Several runs of one team (shards of a batch, on other machines too) share one ceiling. The
+runner can hand ``JobSlots`` a ``SharedCeiling`` (``sharing``): then each slot is also taken
+from it before a submit and given back to it when the job ends, so the runs together keep about
+the ceiling's worth of jobs in flight, each as many as it has work for, instead of each holding
+its whole share for the whole run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
+from typing import Protocol
 
 log = logging.getLogger("scenario_upscale.slots")
+
+
+class SharedCeiling(Protocol):
+    """Slots of a ceiling shared with other runs, one per job (the runner's, e.g. a Prefect
+    global concurrency limit)."""
+
+    async def take(self) -> None:
+        """Wait until one slot is free and take it."""
+        ...
+
+    def give_back(self) -> None:
+        """Give one slot back, without waiting."""
+        ...
 
 
 class JobSlots:
@@ -34,6 +56,20 @@ class JobSlots:
         self.ended = 0
         """How many of our jobs have ended so far."""
         self._changed = asyncio.Event()
+        self._shared: SharedCeiling | None = None
+
+    @contextlib.contextmanager
+    def sharing(self, ceiling: SharedCeiling) -> Iterator[None]:
+        """Within this block every slot is also a slot of ``ceiling``.
+
+        Enter it before the first ``acquire``; the runner gives back whatever is still taken
+        from ``ceiling`` when it closes that ceiling.
+        """
+        self._shared = ceiling
+        try:
+            yield
+        finally:
+            self._shared = None
 
     def _notify(self) -> None:
         # Wake every waiter once; each checks again whether its condition now holds.
@@ -45,12 +81,21 @@ class JobSlots:
         while self.in_flight >= self.limit:
             await self._changed.wait()
         self.in_flight += 1
+        if self._shared is not None:
+            try:
+                await self._shared.take()
+            except BaseException:
+                self.in_flight -= 1
+                self._notify()
+                raise
 
     def release(self, *, ended: bool = False) -> None:
         """Give a slot back; ``ended`` when it is because one of our jobs reached its end."""
         self.in_flight -= 1
         if ended:
             self.ended += 1
+        if self._shared is not None:
+            self._shared.give_back()
         self._notify()
 
     def lower(self, ceiling: int | None) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import PurePosixPath
 from typing import IO
@@ -216,7 +217,8 @@ class _Rendition(RetryNow):
 
 
 class Staged:
-    """A file being written beside its final place (``<name>.part``), moved there only whole.
+    """A file being written beside its final place (``<name>.<random>.part``), moved there only
+    whole.
 
     Attributes:
         fs: The file system of both.
@@ -227,7 +229,9 @@ class Staged:
     def __init__(self, fs: fsspec.AbstractFileSystem, final: str) -> None:
         self.fs = fs
         self.final = final
-        self.part = final + ".part"
+        # A name of its own: two runs collecting one output at once (shards or batches on one
+        # target) never write into each other's part; the identical result is kept once.
+        self.part = f"{final}.{uuid.uuid4().hex[:8]}.part"
 
 
 @contextlib.contextmanager

@@ -96,19 +96,18 @@ class Submitter:
         return await self._submit_unique(item)
 
     async def _submit_unique(self, item: BatchItem) -> SubmittedItem | ItemResult:
-        tries = 0
         # One count of lost answers for the whole submit of this input, which a ceiling wait
         # resets and never adds to: the two kinds of failure have budgets of their own.
         lost = LostSubmitRetry(self.client.retry, self.lost_attempts)
 
         async def once() -> SubmittedItem:
-            nonlocal tries
-            tries += 1
             await self.slots.acquire()
             try:
-                # A 429 created nothing: after one, there is no earlier job to look for.
-                earlier = await self._find_earlier(item) if tries == 1 else None
-                return earlier or await self._submit_new(item, lost)
+                # Claimed against the other runs on this target. Looked up again after a 429
+                # too: ours created nothing, but another run may have submitted it meanwhile.
+                async with self.journal.claim(item.key):
+                    earlier = await self._find_earlier(item)
+                    return earlier or await self._submit_new(item, lost)
             except BaseException:
                 self.slots.release()
                 raise

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 from scenario_upscale.batch import journal_key
@@ -101,47 +100,35 @@ def test_a_journal_keyed_on_the_parameters_as_given_is_still_found(tmp_path: Pat
     )
 
 
-class _Announced(logging.Handler):
-    """Sets ``event`` when the journal logs, so a test waits for the message, not for a while."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.event = asyncio.Event()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-        self.event.set()
-
-
-async def test_a_second_run_on_the_same_target_waits_for_the_first(tmp_path: Path) -> None:
+async def test_a_second_run_claiming_an_input_waits_and_then_sees_the_first_runs_job(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "out" / "j.jsonl"
     first, second = Journal(path, "emu"), Journal(path, "emu")
     entered: list[str] = []
-    announced = _Announced()
-    logger = logging.getLogger("scenario_upscale.journal")
-    level = logger.level
-    logger.addHandler(announced)
-    logger.setLevel(logging.INFO)
+    second_waits = asyncio.Event()
 
     async def second_run() -> None:
-        async with second.exclusive(poll_s=0.01):
+        second_waits.set()
+        async with second.claim("ab12"):
             entered.append("second")
 
-    try:
-        async with first.exclusive():
-            entered.append("first")
-            waiter = asyncio.create_task(second_run())
-            await asyncio.wait_for(announced.event.wait(), timeout=30)
-            assert announced.messages == [
-                f"another run is working on {path.parent}; waiting for it"
-            ]
-            assert not waiter.done()
-            first.write("submitted", key="k1", job_id="job_1")
-        await asyncio.wait_for(waiter, timeout=30)
-    finally:
-        logger.removeHandler(announced)
-        logger.setLevel(level)
+    async with first.claim("ab12"):
+        entered.append("first")
+        waiter = asyncio.create_task(second_run())
+        await second_waits.wait()
+        await asyncio.sleep(0.1)  # the second run polls the lock meanwhile
+        assert not waiter.done()
+        first.write("submitted", key="ab12", job_id="job_1")
+    await asyncio.wait_for(waiter, timeout=30)
     assert entered == ["first", "second"]
-    # It read what the first run recorded once it had the lock: nothing is paid for twice.
-    assert second.jobs == {"k1": ("job_1", None)}
+    # It read what the first run recorded once it had the claim: nothing is paid for twice.
+    assert second.jobs == {"ab12": ("job_1", None)}
+
+
+async def test_claims_on_other_inputs_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "j.jsonl"
+    first, second = Journal(path, "emu"), Journal(path, "emu")
+    async with first.claim("ab12"), asyncio.timeout(30), second.claim("cd34"):
+        second.write("submitting", key="cd34")
+    assert "cd34" in second.submitting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from scenario_upscale.slots import JobSlots
 
@@ -67,3 +68,46 @@ async def test_the_wait_for_one_of_ours_is_capped() -> None:
     await slots.acquire()
     async with asyncio.timeout(10):
         await slots.wait_for_room(backoff_s=0.0, max_wait_s=0.01)
+
+
+class _Ceiling:
+    """A shared ceiling of ``free`` slots, as a runner would hand one to ``JobSlots.sharing``."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.room = asyncio.Event()
+
+    async def take(self) -> None:
+        while self.free == 0:
+            self.room.clear()
+            await self.room.wait()
+        self.free -= 1
+
+    def give_back(self) -> None:
+        self.free += 1
+        self.room.set()
+
+
+async def test_while_sharing_each_slot_is_also_taken_from_the_shared_ceiling() -> None:
+    slots, ceiling = JobSlots(4), _Ceiling(1)
+    with slots.sharing(ceiling):
+        await slots.acquire()
+        assert ceiling.free == 0
+        second = asyncio.ensure_future(slots.acquire())  # another run holds the rest
+        await asyncio.sleep(0)
+        assert not second.done()
+        slots.release(ended=True)  # a job ended: its slot goes back to the shared ceiling
+        async with asyncio.timeout(10):
+            await second
+    assert slots.in_flight == 1 and ceiling.free == 0
+
+
+async def test_a_submit_cancelled_while_waiting_for_the_shared_ceiling_frees_its_own_slot() -> None:
+    slots, ceiling = JobSlots(4), _Ceiling(0)
+    with slots.sharing(ceiling):
+        waiting = asyncio.ensure_future(slots.acquire())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+    assert slots.in_flight == 0 and ceiling.free == 0
