@@ -43,7 +43,7 @@ from flows.reporting import emit_batch_event, publish_results
 from flows.states import BatchIncomplete, final_state
 from flows.upscale import team_ceiling
 from scenario_upscale import sources
-from scenario_upscale.batch import BatchReport, UpscaleSpec
+from scenario_upscale.batch import BatchReport, ItemResult, UpscaleSpec
 
 SHARD_DEPLOYMENT = "upscale-batch/on-demand"
 WORKER_SILENCE_HEARTBEATS = 3
@@ -165,7 +165,7 @@ async def upscale_sharded(
                 await _check(client, shard, shard_deployment, parameters, parent, shard_attempts)
     reports = [cast(BatchReport, s.report) for s in shards]
     report = BatchReport(
-        results=[r for part in reports for r in part.results],
+        results=[_of_this_batch(r, started) for part in reports for r in part.results],
         creative_units=round(sum(part.creative_units for part in reports), 6),
         started_at=started,
         finished_at=datetime.now(UTC),
@@ -174,6 +174,14 @@ async def upscale_sharded(
     emit_batch_event(report, target, parent, fail_on_any_error=fail_on_any_error)
     logger.info("%s", report.summary())
     return final_state(report, fail_on_any_error)  # type: ignore[return-value]
+
+
+def _of_this_batch(result: ItemResult, started: datetime) -> ItemResult:
+    """A shard rerun after its run died finds what that run collected already done ("skipped");
+    for the batch it is an output of its own, announced (and published) by it, not an older one."""
+    if result.status == "skipped" and result.collected_at and result.collected_at >= started:
+        return result.model_copy(update={"status": "success", "resumed": True})
+    return result
 
 
 async def _check(

@@ -78,6 +78,9 @@ class ItemResult(BaseModel):
         default=False, description="The submit answer was lost and the job was found again."
     )
     resumed: bool = Field(default=False, description="Taken over from an earlier run.")
+    collected_at: datetime | None = Field(
+        default=None, description="When an earlier run collected the outputs of a skipped input."
+    )
 
 
 def failure(

@@ -82,6 +82,8 @@ class Journal:
         self.collected: dict[str, list[str]] = {}
         self.collected_jobs: dict[str, str] = {}
         """The job of each collected key: in any namespace, for the report of a skipped input."""
+        self.collected_at: dict[str, datetime] = {}
+        """When each key was collected: tells a batch's own earlier attempts from older runs."""
         self._read_up_to = 0
         self._load()
 
@@ -148,6 +150,7 @@ class Journal:
             known.extend(o for o in record.outputs if o not in known)
             if record.job_id:
                 self.collected_jobs[record.key] = record.job_id
+            self.collected_at[record.key] = record.at
 
     def write(self, kind: RecordKind, **fields: Any) -> None:
         """Record one fact; it is on disk once ``flushed()`` returns, and within moments anyway.

@@ -209,4 +209,5 @@ class Planner:
             outputs=outputs,
             output_width=width,
             output_height=height,
+            collected_at=self.journal.collected_at.get(key),
         )

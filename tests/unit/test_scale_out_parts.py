@@ -9,12 +9,14 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from commands.stack import LocalPostgres, PostgresUnavailable, descendants, postgres_bin
-from flows.sharded import ShardFailed, cut_shards
+from flows.sharded import ShardFailed, _of_this_batch, cut_shards
+from scenario_upscale.batch import ItemResult
 
 
 def test_shards_are_the_same_whatever_the_order_of_the_inputs(tmp_path: Path) -> None:
@@ -81,3 +83,15 @@ def test_the_processes_below_a_process_are_found_to_any_depth() -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         child.wait()
+
+
+def test_what_a_dead_attempt_of_this_batch_collected_is_an_output_of_the_batch() -> None:
+    started = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+    def skipped(at: datetime | None) -> ItemResult:
+        return ItemResult(source="a.png", model_id="m", status="skipped", collected_at=at)
+
+    by_dead_attempt = _of_this_batch(skipped(started + timedelta(seconds=5)), started)
+    assert (by_dead_attempt.status, by_dead_attempt.resumed) == ("success", True)
+    assert _of_this_batch(skipped(started - timedelta(days=1)), started).status == "skipped"
+    assert _of_this_batch(skipped(None), started).status == "skipped"
