@@ -1,4 +1,5 @@
-"""Uploading a large file keeps the client's memory flat in the file's size.
+"""Uploading a large file keeps the client's memory flat in the file's size, and a file that
+changed since it was read is refused.
 
 The upload runs in a child process, so its peak RSS (``VmHWM``) is its own: the peak's growth
 from just before the input is read to after it is uploaded is what reading, hashing, probing and
@@ -11,12 +12,19 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import av
+import pytest
 from PIL import Image
 
+from scenario_upscale.api import BASE64_UPLOAD_LIMIT, ScenarioClient
 from scenario_upscale.emulator import EmulatorServer
+from scenario_upscale.errors import InvalidInput
+from scenario_upscale.journal import Journal
+from scenario_upscale.uploads import Uploads
+from tests.support import write_mp4
 
 # The child: read and check the input as the planner does, then upload it as a submit would.
 CHILD = """
@@ -94,3 +102,27 @@ def test_uploading_a_large_video_holds_far_less_than_the_file(
     # decoded first frame); holding the file whole, as reads and uploads once did, grew it ~256 MB.
     assert measured["growth_kb"] * 1024 < size / 2, measured
     assert fresh_emulator.stats().requests.get("POST /v1/uploads") == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda data: data[:-1] + b"x", id="same size, other bytes"),
+        pytest.param(lambda data: data[:-1000], id="cut short"),
+        pytest.param(lambda data: data + b"more", id="grown"),
+    ],
+)
+async def test_an_input_changed_after_it_was_read_is_refused_at_upload(
+    client: ScenarioClient, tmp_path: Path, change: Callable[[bytes], bytes]
+) -> None:
+    """The streamed upload hashes what it sends and checks it against the hash taken at read."""
+    video = write_mp4(tmp_path / "clip.mp4")
+    # Padded past the base64 limit (MP4 ignores trailing bytes), and changed only there, so the
+    # file is still a video the emulator accepts: only the hash can tell.
+    padded = video.read_bytes() + bytes(BASE64_UPLOAD_LIMIT)
+    video.write_bytes(padded)
+    uploads = Uploads(client, Journal(tmp_path / "journal.jsonl", "changed"))
+    source, _ = await uploads.read(str(video))
+    video.write_bytes(change(padded))
+    with pytest.raises(InvalidInput, match=r"'.*clip\.mp4' changed while the batch ran"):
+        await uploads.asset_id(source)
