@@ -8,6 +8,7 @@ uploading held. A memory bound, not a timing one.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -126,3 +127,12 @@ async def test_an_input_changed_after_it_was_read_is_refused_at_upload(
     video.write_bytes(change(padded))
     with pytest.raises(InvalidInput, match=r"'.*clip\.mp4' changed while the batch ran"):
         await uploads.asset_id(source)
+
+
+async def test_a_file_upload_needs_its_size_and_all_of_its_bytes(client: ScenarioClient) -> None:
+    with pytest.raises(ValueError, match="give the size of a file to upload"):
+        await client.upload(io.BytesIO(b"x"), name="a.mp4", mime_type="video/mp4", kind="video")
+    with pytest.raises(ValueError, match="the data ended 6 bytes before its declared size"):
+        await client.upload(
+            io.BytesIO(b"four"), name="a.mp4", mime_type="video/mp4", kind="video", size=10
+        )
