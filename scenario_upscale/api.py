@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import io
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import httpx
 import scenario_sdk
@@ -57,6 +58,32 @@ BASE64_UPLOAD_LIMIT = int(3.5 * 1024 * 1024)
 ``/uploads``. Base64 grows a body by a third, and an API gateway commonly caps bodies at 6 MB;
 Scenario's own Blender add-on sends base64 only up to 3.5 MB (contract §9)."""
 MULTIPART_PART_SIZE = 32 * 1024 * 1024
+
+
+SEND_SLICE = 1024 * 1024
+"""Bytes of an upload part read and handed to httpx at a time: a part is never held whole."""
+
+
+class Readable(Protocol):
+    """What an upload reads a file through (a binary file, or anything with these two)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+async def _part_slices(data: Readable, start: int, length: int) -> AsyncIterator[bytes]:
+    """``length`` bytes of ``data`` from ``start``, read slice by slice as httpx sends them."""
+    await asyncio.to_thread(data.seek, start)
+    left = length
+    while left > 0:
+        piece = await asyncio.to_thread(data.read, min(SEND_SLICE, left))
+        if not piece:
+            raise ValueError(f"upload: the data ended {left} bytes before its declared size")
+        left -= len(piece)
+        yield piece
+
+
 DRY_RUN_STATUSES = frozenset({200, 269})
 """269 on the legacy routes (Scenario's spec), 200 on ``/generate/custom`` (contract §2)."""
 ASSET_BULK_LIMIT = 200
@@ -393,15 +420,29 @@ class ScenarioClient:
 
     # -- assets and uploads ---------------------------------------------------------------------
 
-    async def upload(self, data: bytes, *, name: str, mime_type: str, kind: str) -> str:
-        """Upload bytes as an asset and return its id.
+    async def upload(
+        self,
+        data: bytes | Readable,
+        *,
+        name: str,
+        mime_type: str,
+        kind: str,
+        size: int | None = None,
+    ) -> str:
+        """Upload bytes, or ``size`` bytes read from a binary file, as an asset; return its id.
 
         Images under ``BASE64_UPLOAD_LIMIT`` (3.5 MiB) go as base64 through ``POST /assets``;
         larger images and every video through the multipart ``/uploads`` flow (contract §3.1,
-        §3.2, §9).
+        §3.2, §9), which reads a file one part at a time, so memory stays flat in file size.
         """
-        if kind == "image" and len(data) < BASE64_UPLOAD_LIMIT:
-            encoded = base64.b64encode(data).decode("ascii")
+        if isinstance(data, bytes):
+            size = len(data)
+            data = io.BytesIO(data)  # shares the bytes, no copy
+        elif size is None:
+            raise ValueError("upload: give the size of a file to upload")
+        if kind == "image" and size < BASE64_UPLOAD_LIMIT:
+            raw_bytes = await asyncio.to_thread(data.read, size)
+            encoded = base64.b64encode(raw_bytes).decode("ascii")
             # Retried: a lost answer at worst leaves a duplicate asset, which costs nothing.
             raw = await self._read(
                 "POST /assets",
@@ -415,10 +456,12 @@ class ScenarioClient:
                 return str(_answer("POST /assets", raw)["asset"]["id"])
             except (KeyError, TypeError):
                 raise ScenarioError("POST /assets: the answer names no asset id") from None
-        return await self._upload_multipart(data, name=name, mime_type=mime_type, kind=kind)
+        return await self._upload_multipart(data, size, name=name, mime_type=mime_type, kind=kind)
 
-    async def _upload_multipart(self, data: bytes, *, name: str, mime_type: str, kind: str) -> str:
-        parts = max(1, math.ceil(len(data) / MULTIPART_PART_SIZE))
+    async def _upload_multipart(
+        self, data: Readable, size: int, *, name: str, mime_type: str, kind: str
+    ) -> str:
+        parts = max(1, math.ceil(size / MULTIPART_PART_SIZE))
         created = await self._once(
             "POST /uploads",
             lambda: self._sdk.uploads.create(
@@ -426,17 +469,18 @@ class ScenarioClient:
                 content_type=mime_type,
                 kind=kind,  # type: ignore[arg-type]
                 parts=parts,
-                file_size=len(data),
+                file_size=size,
                 project_id=self._project,
             ),
         )
         upload = created.upload
         for part in sorted(upload.parts or [], key=lambda p: p.number):
             start = (int(part.number) - 1) * MULTIPART_PART_SIZE
-            chunk = data[start : start + MULTIPART_PART_SIZE]
+            length = min(MULTIPART_PART_SIZE, size - start)
+            # Each attempt reads its part again, slice by slice (a retry seeks back to it).
             await self._read(
                 f"PUT upload part {int(part.number)}",
-                functools.partial(self._put_part, part.url, chunk, mime_type),
+                functools.partial(self._put_part, part.url, data, start, length, mime_type),
             )
         await self._once(
             f"POST /uploads/{upload.id}/action",
@@ -446,8 +490,15 @@ class ScenarioClient:
         )
         return await self._wait_for_upload(upload.id)
 
-    async def _put_part(self, url: str, chunk: bytes, mime_type: str) -> None:
-        response = await self.cdn.put(url, content=chunk, headers={"Content-Type": mime_type})
+    async def _put_part(
+        self, url: str, data: Readable, start: int, length: int, mime_type: str
+    ) -> None:
+        # The length is declared so httpx sends the streamed slices as one plain body.
+        response = await self.cdn.put(
+            url,
+            content=_part_slices(data, start, length),
+            headers={"Content-Type": mime_type, "Content-Length": str(length)},
+        )
         if response.status_code >= 500:
             raise ScenarioServerError("PUT upload part", response.status_code, response.text)
         if response.status_code >= 400:

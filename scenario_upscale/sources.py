@@ -155,13 +155,31 @@ def probe_video(handle: IO[bytes]) -> tuple[int, int]:
     return width, height
 
 
-def identify(data: bytes, location: str, name: str) -> SourceFile:
-    """Check that ``data`` is an image (decodable by Pillow) or a video (by PyAV); describe it."""
-    digest = hashlib.sha256(data).hexdigest()
+HASH_CHUNK = 1024 * 1024
+"""Bytes read at a time while hashing: an input is never held whole."""
+
+
+def identify(data: bytes | IO[bytes], location: str, name: str) -> SourceFile:
+    """Check that ``data`` (bytes, or a seekable binary file read from its start) is an image
+    (decodable by Pillow) or a video (by PyAV); describe it. A file is read in chunks.
+
+    Raises:
+        InvalidInput: empty, or not an image or video we can send.
+    """
+    handle = io.BytesIO(data) if isinstance(data, bytes) else data
+    hasher = hashlib.sha256()
+    size = 0
+    for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
+        hasher.update(chunk)
+        size += len(chunk)
+    if not size:
+        raise InvalidInput(f"input {location!r} is empty")
+    digest = hasher.hexdigest()
+    handle.seek(0)
     suffix = PurePosixPath(name).suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         try:
-            width, height = probe_video(io.BytesIO(data))
+            width, height = probe_video(handle)
         except NotAVideo as error:
             raise InvalidInput(
                 f"input {location!r} is not a video Scenario can upscale ({error}); "
@@ -173,12 +191,14 @@ def identify(data: bytes, location: str, name: str) -> SourceFile:
             kind="video",
             mime_type=_VIDEO_MIME[suffix],
             sha256=digest,
-            size=len(data),
+            size=size,
             width=width,
             height=height,
         )
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        # Pillow reads the header here and verify() walks the rest through the file, chunk by
+        # chunk: nothing is decoded into memory.
+        with Image.open(handle) as image:
             image.verify()
             fmt, width, height = image.format or "", image.width, image.height
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -193,16 +213,29 @@ def identify(data: bytes, location: str, name: str) -> SourceFile:
         kind="image",
         mime_type=mime,
         sha256=digest,
-        size=len(data),
+        size=size,
         width=width,
         height=height,
     )
 
 
-async def read(location: str, http: httpx.AsyncClient) -> tuple[SourceFile, bytes]:
-    """Read one input (not an asset id) and identify it."""
-    data = await fetch(location, http)
-    return await asyncio.to_thread(identify, data, location, name_of(location)), data
+async def read(location: str, http: httpx.AsyncClient) -> SourceFile:
+    """Read one input (not an asset id) and identify it: a file (local or fsspec) is streamed
+    through the hash and the header checks, never held whole.
+
+    Raises:
+        InvalidInput: unreadable, empty, or not an image or video.
+    """
+    name = name_of(location)
+    if _is_http(location):
+        data = await fetch(location, http)
+        return await asyncio.to_thread(identify, data, location, name)
+
+    def identify_file() -> SourceFile:
+        with open_file(location) as handle:
+            return identify(handle, location, name)
+
+    return await asyncio.to_thread(identify_file)
 
 
 def name_of(location: str) -> str:
@@ -210,37 +243,42 @@ def name_of(location: str) -> str:
     return PurePosixPath(location.split("?", 1)[0]).name or "input"
 
 
+def is_http(location: str) -> bool:
+    """Whether ``location`` is an http URL, fetched whole rather than opened as a file."""
+    return _is_http(location)
+
+
+def open_file(location: str) -> IO[bytes]:
+    """A local or fsspec file, opened for binary reading (blocking: call it from a thread).
+
+    Raises:
+        InvalidInput: it cannot be opened.
+    """
+    try:
+        handle: IO[bytes] = fsspec.open(location, "rb").open()
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        raise InvalidInput(f"input {location!r} could not be read: {error}") from None
+    return handle
+
+
 async def fetch(location: str, http: httpx.AsyncClient) -> bytes:
-    """The bytes of one input (not an asset id).
+    """The bytes of an http input (files are opened with ``open_file`` instead).
 
     Raises:
         InvalidInput: unreadable or empty.
     """
-    if _is_http(location):
-        try:
-            response = await http.get(location)
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            raise InvalidInput(
-                f"input {location!r} could not be read: no answer ({type(error).__name__}: "
-                f"{error}); check the URL, and that this machine can reach it"
-            ) from None
-        if response.status_code != 200:
-            raise InvalidInput(
-                f"input {location!r} could not be read: HTTP {response.status_code}; check the "
-                "URL (a signed URL may have expired)"
-            )
-        data = response.content
-    else:
-        try:
-            data = await asyncio.to_thread(_read_fs, location)
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
-            raise InvalidInput(f"input {location!r} could not be read: {error}") from None
-    if not data:
+    try:
+        response = await http.get(location)
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
+        raise InvalidInput(
+            f"input {location!r} could not be read: no answer ({type(error).__name__}: "
+            f"{error}); check the URL, and that this machine can reach it"
+        ) from None
+    if response.status_code != 200:
+        raise InvalidInput(
+            f"input {location!r} could not be read: HTTP {response.status_code}; check the "
+            "URL (a signed URL may have expired)"
+        )
+    if not response.content:
         raise InvalidInput(f"input {location!r} is empty")
-    return data
-
-
-def _read_fs(location: str) -> bytes:
-    with fsspec.open(location, "rb") as handle:
-        data: bytes = handle.read()
-    return data
+    return response.content
