@@ -8,7 +8,7 @@ progress, results and events.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Annotated, cast
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
@@ -17,16 +17,21 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed
+from pydantic import Field
 
 from blocks.credentials import ScenarioCredentials
 from flows.options import (
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_CREDENTIALS_BLOCK,
     DEFAULTS,
+    AdvancedSettings,
+    Budget,
+    Credentials,
     UpscaleOptions,
 )
 from flows.reporting import RunReporter, emit_batch_event, publish_results
 from flows.tasks import PrefectSteps
+from flows.upscale_models import ModelChoice, ScenarioModels
 from scenario_upscale.batch import BatchReport, BatchSession, ItemResult, UpscaleSpec
 from scenario_upscale.pipeline import run_pipeline
 from scenario_upscale.polling import PollPolicy
@@ -59,6 +64,17 @@ async def team_ceiling(name: str | None, default: int) -> int:
     return max(1, limit.limit)
 
 
+DEFAULT_MODEL = ScenarioModels()
+DEFAULT_ADVANCED = AdvancedSettings()
+
+
+async def credentials_of(block: Credentials) -> ScenarioCredentials:
+    """The block the form picked, or the saved block of that name."""
+    if isinstance(block, ScenarioCredentials):
+        return block
+    return cast(ScenarioCredentials, await ScenarioCredentials.aload(block))
+
+
 def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchReport]:
     failed = [r for r in report.results if r.status not in ("success", "skipped")]
     if not failed:
@@ -72,17 +88,23 @@ def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchRep
 
 @flow(name="upscale-batch", log_prints=False)
 async def upscale_batch(
-    inputs: list[str] | str,
-    target: str = DEFAULTS.target,
-    upscales: list[UpscaleSpec] | None = DEFAULTS.upscales,
-    credentials_block: str = DEFAULTS.credentials_block,
-    max_creative_units: float | None = DEFAULTS.max_creative_units,
-    dry_run_pricing: bool = DEFAULTS.dry_run_pricing,
-    max_concurrency: int = DEFAULTS.max_concurrency,
-    concurrency_limit: str | None = DEFAULTS.concurrency_limit,
-    shard_size: int = DEFAULTS.shard_size,
-    job_deadline_minutes: float = DEFAULTS.job_deadline_minutes,
-    fail_on_any_error: bool = DEFAULTS.fail_on_any_error,
+    inputs: Annotated[
+        list[str] | str, Field(json_schema_extra={"title": "Images: files, folders, globs or URLs"})
+    ],
+    target: Annotated[str, Field(json_schema_extra={"title": "Output folder"})] = DEFAULTS.target,
+    model: Annotated[ModelChoice, Field(json_schema_extra={"title": "Model"})] = DEFAULT_MODEL,
+    max_creative_units: Budget = 0,
+    credentials_block: Credentials = DEFAULT_CREDENTIALS_BLOCK,
+    fail_on_any_error: Annotated[
+        bool, Field(json_schema_extra={"title": "Fail the run if any input fails"})
+    ] = DEFAULTS.fail_on_any_error,
+    upscales: Annotated[
+        list[UpscaleSpec] | None,
+        Field(json_schema_extra={"title": "Several models at once (replaces Model)"}),
+    ] = DEFAULTS.upscales,
+    advanced: Annotated[
+        AdvancedSettings, Field(json_schema_extra={"title": "Advanced"})
+    ] = DEFAULT_ADVANCED,
 ) -> BatchReport:
     """Upscale many images with one or more Scenario models into a target folder.
 
@@ -94,38 +116,35 @@ async def upscale_batch(
         inputs: Files, folders, globs (``art/**/*.png``), fsspec URLs (``s3://bucket/in/``),
             http URLs or existing Scenario asset ids.
         target: Output folder: a local path or an fsspec URL.
-        upscales: Models and their parameters, each applied to every input. Default: Scenario
-            Upscale V3 at 2x.
-        credentials_block: Name of the saved ScenarioCredentials block.
-        max_creative_units: Stop before anything is submitted if the dry-run total is above this.
-        dry_run_pricing: Price every job first (free), and log the total.
-        max_concurrency: Jobs in flight at once for this run.
-        concurrency_limit: Global concurrency limit shared by all runs (the team's ceiling);
-            created with ``max_concurrency`` slots if missing. Empty to run without one.
-        shard_size: Inputs per submit/poll/collect task.
-        job_deadline_minutes: Give up waiting for a job after this long (it stays paid for).
+        model: The model and its parameters, chosen from the known upscale models (or any
+            model id with raw parameters). Default: Scenario Upscale V3 at 2x.
+        max_creative_units: Stop before anything is submitted if the dry-run total is above
+            this; 0 means no limit.
+        credentials_block: A ScenarioCredentials block, or the name of a saved one.
         fail_on_any_error: End the run Failed if any input fails.
+        upscales: Several models and their parameters, each applied to every input; replaces
+            ``model`` when given.
+        advanced: Pricing, concurrency, shard size and job deadline (see ``AdvancedSettings``).
 
     Returns:
         A BatchReport: per input and model, the status, job id, cost, outputs and error.
 
     Example:
-        >>> spec = UpscaleSpec(model_id="model_upscale-v3", parameters={"upscaleFactor": 4})
-        >>> report = await upscale_batch("art/", "s3://assets/upscaled/", upscales=[spec])
+        >>> choice = ScenarioModels(scenario=UpscaleV3(upscaleFactor=4))
+        >>> report = await upscale_batch("art/", "s3://assets/upscaled/", model=choice)
     """
     logger = get_run_logger()
     # Checked before anything is touched: a bad value must not reach the team's limit.
-    options = UpscaleOptions.checked(
+    options = UpscaleOptions.of(
         "upscale-batch",
+        advanced,
         target=target,
-        upscales=upscales,
-        max_creative_units=max_creative_units,
-        dry_run_pricing=dry_run_pricing,
-        max_concurrency=max_concurrency,
-        shard_size=shard_size,
-        job_deadline_minutes=job_deadline_minutes,
+        upscales=upscales or [model.spec()],
+        max_creative_units=max_creative_units or None,
     )
-    credentials = cast(ScenarioCredentials, await ScenarioCredentials.aload(credentials_block))
+    max_concurrency, concurrency_limit = options.max_concurrency, options.concurrency_limit
+    job_deadline_minutes = options.job_deadline_minutes
+    credentials = await credentials_of(credentials_block)
     ceiling = min(max_concurrency, await team_ceiling(concurrency_limit, max_concurrency))
     options = options.model_copy(update={"max_concurrency": ceiling})
     reporter = RunReporter(f"Upscaling into `{target}`")
@@ -152,32 +171,33 @@ async def upscale_batch(
 
 @flow(name="upscale-image", log_prints=False)
 async def upscale_image(
-    source: str,
-    target: str = DEFAULTS.target,
-    model_id: str = "model_upscale-v3",
-    parameters: dict[str, Any] | None = None,
-    credentials_block: str = DEFAULTS.credentials_block,
-    max_creative_units: float | None = DEFAULTS.max_creative_units,
+    source: Annotated[
+        str, Field(json_schema_extra={"title": "Image: a path, URL or Scenario asset id"})
+    ],
+    target: Annotated[str, Field(json_schema_extra={"title": "Output folder"})] = DEFAULTS.target,
+    model: Annotated[ModelChoice, Field(json_schema_extra={"title": "Model"})] = DEFAULT_MODEL,
+    max_creative_units: Budget = 0,
+    credentials_block: Credentials = DEFAULT_CREDENTIALS_BLOCK,
 ) -> ItemResult:
     """Upscale one image (a path, URL or asset id) into ``target``; fails if it fails.
 
     Args:
         source: The image: a local path, fsspec or http URL, or a Scenario asset id.
         target: Output folder: a local path or an fsspec URL.
-        model_id: A Scenario upscale model id.
-        parameters: The model's inputs by their API names, e.g. ``{"upscaleFactor": 4}``.
-        credentials_block: Name of the saved ScenarioCredentials block.
-        max_creative_units: Refuse to submit if the dry-run price is above this.
+        model: The model and its parameters (default: Scenario Upscale V3 at 2x).
+        max_creative_units: Refuse to submit if the dry-run price is above this; 0: no limit.
+        credentials_block: A ScenarioCredentials block, or the name of a saved one.
 
     Example:
-        >>> result = await upscale_image("hero.png", parameters={"upscaleFactor": 4})
+        >>> choice = ScenarioModels(scenario=UpscaleV3(upscaleFactor=4))
+        >>> result = await upscale_image("hero.png", model=choice)
         >>> result.outputs
         ['upscaled/hero@upscale-v3x4.png']
     """
     report = await upscale_batch(
         inputs=[source],
         target=target,
-        upscales=[UpscaleSpec(model_id=model_id, parameters=parameters or {})],
+        model=model,
         credentials_block=credentials_block,
         max_creative_units=max_creative_units,
         fail_on_any_error=True,
