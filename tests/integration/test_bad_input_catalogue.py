@@ -29,8 +29,8 @@ from typer.testing import CliRunner
 from blocks.credentials import ScenarioCredentials
 from commands.cli import app
 from commands.prefect_runtime import find_free_port
-from flows.pipeline import asset_pipeline, upscale_new_assets
 from flows.options import AdvancedSettings
+from flows.pipeline import asset_pipeline, upscale_new_assets
 from flows.upscale import upscale_batch, upscale_image
 from flows.upscale_models import OtherModel
 from scenario_upscale.api import ScenarioClient

@@ -41,6 +41,7 @@ from prefect.events.schemas.events import ReceivedEvent
 from prefect.exceptions import ObjectNotFound
 
 from blocks.credentials import ScenarioCredentials
+from flows.options import AdvancedSettings
 from flows.reporting import (
     BATCH_COMPLETED,
     JOB_COMPLETED,
@@ -50,7 +51,6 @@ from flows.reporting import (
     emit_batch_event,
     watching_progress,
 )
-from flows.options import AdvancedSettings
 from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, upscale_batch, upscale_image
 from flows.upscale_models import ScenarioModels, UpscaleV3
 from scenario_upscale.batch import BatchReport, ItemResult, Progress, UpscaleSpec
