@@ -117,7 +117,7 @@ async def upscale_batch(
             http URLs or existing Scenario asset ids.
         target: Output folder: a local path or an fsspec URL.
         model: The model and its parameters, chosen from the known upscale models (or any
-            model id with raw parameters). Default: Scenario Upscale V3 at 2x.
+            model id with raw parameters).
         max_creative_units: Stop before anything is submitted if the dry-run total is above
             this; 0 means no limit.
         credentials_block: A ScenarioCredentials block, or the name of a saved one.
@@ -184,7 +184,7 @@ async def upscale_image(
     Args:
         source: The image: a local path, fsspec or http URL, or a Scenario asset id.
         target: Output folder: a local path or an fsspec URL.
-        model: The model and its parameters (default: Scenario Upscale V3 at 2x).
+        model: The model and its parameters, chosen from the known upscale models.
         max_creative_units: Refuse to submit if the dry-run price is above this; 0: no limit.
         credentials_block: A ScenarioCredentials block, or the name of a saved one.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from scenario_upscale.items import UpscaleSpec
 
@@ -442,3 +442,30 @@ ModelChoice = Annotated[
     Discriminator(_group),
 ]
 """The model a run uses, as the form offers it. ``ScenarioModels()`` is Upscale V3 at 2x."""
+
+_GROUPS: tuple[type[ScenarioModels] | type[PartnerImageModels] | type[VideoModels], ...] = (
+    ScenarioModels,
+    PartnerImageModels,
+    VideoModels,
+)
+
+
+def choice_for(spec: UpscaleSpec) -> ScenarioModels | PartnerImageModels | VideoModels | OtherModel:
+    """The form's choice for a model and its parameters: the model's own entry in the list,
+    with every other input at its default, or ``OtherModel`` when the list has no entry that
+    takes these parameters (an unknown model id, or an input the form does not show).
+
+    Example:
+        >>> choice = choice_for(UpscaleSpec(parameters={"upscaleFactor": 4}))
+        >>> choice.spec().parameters["upscaleFactor"]
+        4.0
+        >>> choice_for(UpscaleSpec(model_id="model_new")).model_dump()
+        {'model_id': 'model_new', 'parameters': {}}
+    """
+    for group in _GROUPS:
+        [field] = group.model_fields
+        try:
+            return group.model_validate({field: {"model_id": spec.model_id, **spec.parameters}})
+        except ValidationError:
+            continue
+    return OtherModel(model_id=spec.model_id, parameters=spec.parameters)
