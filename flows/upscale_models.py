@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scenario_upscale.items import UpscaleSpec
 
@@ -29,8 +29,8 @@ Preset = Literal["precise", "balanced", "creative"]
 VideoQuality = Literal["low", "medium", "high", "maximum"]
 VideoWriteMode = Literal["fast", "balanced", "small"]
 Resolution = Literal["720p", "1080p", "1440p", "2160p"]
-Seed = Annotated[int | None, Field(default=None, ge=0, le=MAX_SEED, title="Seed (empty: random)")]
-Prompt = Annotated[str, Field(default="", title="Prompt (optional)")]
+Seed = Annotated[int | None, Field(ge=0, le=MAX_SEED, title="Seed (empty: random)")]
+Prompt = Annotated[str, Field(title="Prompt (optional)")]
 
 
 class _Choice(BaseModel):
@@ -381,9 +381,9 @@ class ScenarioModels(BaseModel):
     """Scenario's own upscalers."""
 
     model_config = ConfigDict(extra="forbid", title="Scenario models")
-    scenario: Annotated[
-        UpscaleV3 | FluxUpscale | SkyboxUpscale | GeminiUpscale, Field(discriminator="model_id")
-    ] = Field(default=UpscaleV3(), title="Model")
+    scenario: UpscaleV3 | FluxUpscale | SkyboxUpscale | GeminiUpscale = Field(
+        default=UpscaleV3(), title="Model"
+    )
 
     def spec(self) -> UpscaleSpec:
         return self.scenario.spec()
@@ -393,7 +393,7 @@ class PartnerImageModels(BaseModel):
     """Image upscalers from Scenario's partners."""
 
     model_config = ConfigDict(extra="forbid", title="Partner image models")
-    partner: Annotated[
+    partner: (
         SeedVR2Image
         | TopazImage
         | MagnificCreative
@@ -401,9 +401,8 @@ class PartnerImageModels(BaseModel):
         | ClarityPro
         | CrystalImage
         | PrunaImage
-        | Recraft,
-        Field(discriminator="model_id"),
-    ] = Field(default=SeedVR2Image(), title="Model")
+        | Recraft
+    ) = Field(default=SeedVR2Image(), title="Model")
 
     def spec(self) -> UpscaleSpec:
         return self.partner.spec()
@@ -413,34 +412,22 @@ class VideoModels(BaseModel):
     """Video upscalers."""
 
     model_config = ConfigDict(extra="forbid", title="Video models")
-    video: Annotated[
+    video: (
         SeedVR2Video
         | FlashVSRVideo
         | TopazVideo
         | RunwayVideo
         | CrystalVideo
         | MagnificVideoCreative
-        | MagnificVideoPrecision,
-        Field(discriminator="model_id"),
-    ] = Field(default=SeedVR2Video(), title="Model")
+        | MagnificVideoPrecision
+    ) = Field(default=SeedVR2Video(), title="Model")
 
     def spec(self) -> UpscaleSpec:
         return self.video.spec()
 
 
-def _group(value: Any) -> str:
-    # Which group a value belongs to, so an error names the fields of that group only.
-    fields = value.keys() if isinstance(value, dict) else type(value).model_fields
-    return next((name for name in ("scenario", "partner", "video") if name in fields), "other")
-
-
-ModelChoice = Annotated[
-    Annotated[ScenarioModels, Tag("scenario")]
-    | Annotated[PartnerImageModels, Tag("partner")]
-    | Annotated[VideoModels, Tag("video")]
-    | Annotated[OtherModel, Tag("other")],
-    Discriminator(_group),
-]
+# A plain union: the form renders ``anyOf`` as tabs (a tagged union's ``oneOf`` only as JSON).
+ModelChoice = ScenarioModels | PartnerImageModels | VideoModels | OtherModel
 """The model a run uses, as the form offers it. ``ScenarioModels()`` is Upscale V3 at 2x."""
 
 _GROUPS: tuple[type[ScenarioModels] | type[PartnerImageModels] | type[VideoModels], ...] = (

@@ -128,7 +128,7 @@ def test_a_run_from_the_form_completes_and_its_artifacts_show(
     deployment_id = _deployment_id(ui_server)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{ui_server.url}/deployments/deployment/{deployment_id}/run")
-    page.wait_for_timeout(8000)
+
     Path("/tmp/formexp/real.html").write_text(page.content())
     page.screenshot(path="/tmp/formexp/real.png", full_page=True)
 
