@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from blocks.credentials import ScenarioCredentials
 from scenario_upscale.batch import UpscaleSpec
@@ -46,12 +46,11 @@ Budget = Annotated[
 """Stop before anything is submitted if the priced total is above this; 0 means no limit."""
 
 Credentials = Annotated[
+    # Two tabs in the form: a picker of the saved blocks, or a block's name. The name tab comes
+    # prefilled with the default, so an untouched form runs with the "scenario" block, and the
+    # CLI, deployments and Python callers keep naming one.
     ScenarioCredentials | str,
-    # The form shows a picker of the saved blocks; the CLI, deployments and Python callers may
-    # still name one ("scenario"), which the flow loads.
-    WithJsonSchema(
-        ScenarioCredentials.model_json_schema() | {"title": "Scenario credentials (block)"}
-    ),
+    Field(json_schema_extra={"title": "Scenario credentials: pick a block, or name one"}),
 ]
 """A ScenarioCredentials block, or the name of a saved one."""
 

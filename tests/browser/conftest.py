@@ -18,9 +18,11 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from commands.prefect_runtime import LocalPrefectServer, find_free_port
-from tests.prefect_server import CLIENT_SETTINGS, SERVER_SETTINGS, STARTUP_TIMEOUT_S
+from tests.prefect_server import CLIENT_SETTINGS, SERVER_SETTINGS
 
 CHROMIUM = "/usr/bin/chromium"
+UI_STARTUP_TIMEOUT_S = 240.0
+"""A fresh home first copies the UI's bundle: slower than the API-only test server."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-background-networking",
@@ -78,7 +80,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     )
     server.start()
     try:
-        server.wait_until_healthy(STARTUP_TIMEOUT_S)
+        server.wait_until_healthy(UI_STARTUP_TIMEOUT_S)
         env = {
             **os.environ,
             "PREFECT_API_URL": api_url,

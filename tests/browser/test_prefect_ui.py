@@ -33,11 +33,7 @@ from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
 from tests.browser.conftest import UIServer
 from tests.support import write_images
 
-pytestmark = [
-    pytest.mark.browser,
-    # Unfinished at the deadline: the form-filling locators were not yet seen to pass.
-    pytest.mark.skip(reason="work in progress: the form-filling steps are not verified yet"),
-]
+pytestmark = pytest.mark.browser
 T = TypeVar("T")
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -123,7 +119,9 @@ def _runs(ui_server: UIServer, deployment_id: str) -> list[FlowRun]:
 
 
 def _field(page: Page, label: str) -> Any:
-    return page.get_by_label(label, exact=False).first
+    """The input of the form's field titled ``label`` (the innermost one: fields nest)."""
+    title = page.locator(".schema-form-property__label", has_text=label)
+    return page.locator(".schema-form-property", has=title).last.locator("input").first
 
 
 def test_a_run_from_the_form_completes_and_its_artifacts_show(
