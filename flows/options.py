@@ -21,6 +21,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from blocks.credentials import ScenarioCredentials
+from flows.upscale_models import ModelChoice
 from scenario_upscale.batch import UpscaleSpec
 from scenario_upscale.errors import InvalidOption
 from scenario_upscale.pipeline import BatchOptions
@@ -177,3 +178,20 @@ class UpscaleOptions(BatchOptions):
 
 
 DEFAULTS = UpscaleOptions()
+
+# The form's fields, titled.
+
+
+def _titled(title: str) -> Any:
+    return Field(json_schema_extra={"title": title})
+
+
+Inputs = Annotated[list[str] | str, _titled("Images: files, folders, globs or URLs")]
+ImageSource = Annotated[str, _titled("Image: a path, URL or Scenario asset id")]
+OutputFolder = Annotated[str, _titled("Output folder")]
+Model = Annotated[ModelChoice, _titled("Model")]
+FailOnAnyError = Annotated[bool, _titled("Fail the run if any input fails")]
+SeveralModels = Annotated[
+    list[UpscaleSpec] | None, _titled("Several models at once (replaces Model)")
+]
+Advanced = Annotated[AdvancedSettings, _titled("Advanced")]

@@ -6,9 +6,9 @@ task, ``flows.options`` holds the parameters the flows share, and ``flows.report
 progress, results and events.
 """
 
-from __future__ import annotations
-
-from typing import Annotated, cast
+# No ``from __future__ import annotations``: a served run gets the flow cloudpickled, with only
+# the globals its code uses, so the parameters' types must be objects, not names to look up.
+from typing import cast
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
@@ -17,22 +17,28 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Completed, Failed
-from pydantic import Field
 
 from blocks.credentials import ScenarioCredentials
 from flows.options import (
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_CREDENTIALS_BLOCK,
     DEFAULTS,
+    Advanced,
     AdvancedSettings,
     Budget,
     Credentials,
+    FailOnAnyError,
+    ImageSource,
+    Inputs,
+    Model,
+    OutputFolder,
+    SeveralModels,
     UpscaleOptions,
 )
 from flows.reporting import RunReporter, emit_batch_event, publish_results
 from flows.tasks import PrefectSteps
-from flows.upscale_models import ModelChoice, ScenarioModels
-from scenario_upscale.batch import BatchReport, BatchSession, ItemResult, UpscaleSpec
+from flows.upscale_models import ScenarioModels
+from scenario_upscale.batch import BatchReport, BatchSession, ItemResult
 from scenario_upscale.pipeline import run_pipeline
 from scenario_upscale.polling import PollPolicy
 
@@ -88,23 +94,14 @@ def _final_state(report: BatchReport, fail_on_any_error: bool) -> State[BatchRep
 
 @flow(name="upscale-batch", log_prints=False)
 async def upscale_batch(
-    inputs: Annotated[
-        list[str] | str, Field(json_schema_extra={"title": "Images: files, folders, globs or URLs"})
-    ],
-    target: Annotated[str, Field(json_schema_extra={"title": "Output folder"})] = DEFAULTS.target,
-    model: Annotated[ModelChoice, Field(json_schema_extra={"title": "Model"})] = DEFAULT_MODEL,
+    inputs: Inputs,
+    target: OutputFolder = DEFAULTS.target,
+    model: Model = DEFAULT_MODEL,
     max_creative_units: Budget = 0,
     credentials_block: Credentials = DEFAULT_CREDENTIALS_BLOCK,
-    fail_on_any_error: Annotated[
-        bool, Field(json_schema_extra={"title": "Fail the run if any input fails"})
-    ] = DEFAULTS.fail_on_any_error,
-    upscales: Annotated[
-        list[UpscaleSpec] | None,
-        Field(json_schema_extra={"title": "Several models at once (replaces Model)"}),
-    ] = DEFAULTS.upscales,
-    advanced: Annotated[
-        AdvancedSettings, Field(json_schema_extra={"title": "Advanced"})
-    ] = DEFAULT_ADVANCED,
+    fail_on_any_error: FailOnAnyError = DEFAULTS.fail_on_any_error,
+    upscales: SeveralModels = DEFAULTS.upscales,
+    advanced: Advanced = DEFAULT_ADVANCED,
 ) -> BatchReport:
     """Upscale many images with one or more Scenario models into a target folder.
 
@@ -171,11 +168,9 @@ async def upscale_batch(
 
 @flow(name="upscale-image", log_prints=False)
 async def upscale_image(
-    source: Annotated[
-        str, Field(json_schema_extra={"title": "Image: a path, URL or Scenario asset id"})
-    ],
-    target: Annotated[str, Field(json_schema_extra={"title": "Output folder"})] = DEFAULTS.target,
-    model: Annotated[ModelChoice, Field(json_schema_extra={"title": "Model"})] = DEFAULT_MODEL,
+    source: ImageSource,
+    target: OutputFolder = DEFAULTS.target,
+    model: Model = DEFAULT_MODEL,
     max_creative_units: Budget = 0,
     credentials_block: Credentials = DEFAULT_CREDENTIALS_BLOCK,
 ) -> ItemResult:

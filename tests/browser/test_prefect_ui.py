@@ -150,7 +150,7 @@ def test_a_run_from_the_form_completes_and_its_artifacts_show(
     assert done.state.is_completed(), (done.state.name, done.state.message)
     assert done.parameters["model"]["scenario"]["upscaleFactor"] == 3
     assert done.parameters["max_creative_units"] == 500
-    outputs = sorted(p.name for p in served.iterdir())
+    outputs = sorted(p.name for p in served.glob("*.png"))
     assert len(outputs) == 3 and all("@upscale-v3x3." in o for o in outputs), outputs
 
     page.goto(f"{ui_server.url}/runs/flow-run/{run.id}?tab=Artifacts")
