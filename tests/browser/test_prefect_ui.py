@@ -137,8 +137,12 @@ def test_a_run_from_the_form_completes_and_its_artifacts_show(
     _field(page, "Upscale factor (1-16)").fill("3")
     _field(page, "Budget in creative units").fill("500")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "custom-run-form.png"), full_page=True)
-    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("button", name="Scenario models").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "custom-run-form.png"))
+    submit = page.get_by_role("button", name="Submit")
+    submit.click()
+    # The UI leaves the form once the server has created the run.
+    page.wait_for_url(lambda url: not url.endswith("/run"), timeout=PATIENCE_S * 1000)
 
     [run] = _poll("the run from the form", lambda: _runs(ui_server, deployment_id))
     done = _poll(
@@ -153,9 +157,12 @@ def test_a_run_from_the_form_completes_and_its_artifacts_show(
     outputs = sorted(p.name for p in served.glob("*.png"))
     assert len(outputs) == 3 and all("@upscale-v3x3." in o for o in outputs), outputs
 
-    page.goto(f"{ui_server.url}/runs/flow-run/{run.id}?tab=Artifacts")
+    page.goto(f"{ui_server.url}/runs/flow-run/{run.id}")
+    page.get_by_text("Artifacts", exact=True).first.click()
     page.get_by_text(RESULTS_ARTIFACT_KEY).first.wait_for(timeout=PATIENCE_S * 1000)
+    page.screenshot(path=str(SCREENSHOTS / "run-artifacts.png"))
     page.get_by_text(RESULTS_ARTIFACT_KEY).first.click()
+    page.wait_for_url("**/artifacts/artifact/**", timeout=PATIENCE_S * 1000)
     page.wait_for_load_state("networkidle")
     # Every picture in the artifact loads (inline data: thumbnails; file:// ones would not).
     images = page.locator("img[src^='data:']")
@@ -166,4 +173,4 @@ def test_a_run_from_the_form_completes_and_its_artifacts_show(
             for i in range(images.count())
         ),
     )
-    page.screenshot(path=str(SCREENSHOTS / "run-artifacts.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "results-artifact.png"), full_page=True)
