@@ -136,6 +136,14 @@ class UpscaleOptions(BatchOptions):
 'max_concurrency': got 0; allowed: a number >= 1 (jobs in flight at once); invalid parameter \
 'shard_size': got -1; allowed: a number >= 1 (inputs per submit/wait/collect step)
         """
+        # A None where None is the default is no choice: it is not "given" (a deployment run
+        # gets the parameters given, and its form's budget is a number, never null).
+        fields = cls.model_fields
+        values = {
+            k: v
+            for k, v in values.items()
+            if v is not None or k not in fields or fields[k].default is not None
+        }
         try:
             return cls(**values)
         except ValidationError as error:

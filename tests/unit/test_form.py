@@ -69,3 +69,10 @@ def test_a_model_spec_becomes_its_form_entry_or_another_model() -> None:
     # An input the form does not show (asset ids) keeps the spec as it is.
     styled = UpscaleSpec(parameters={"styleImages": ["asset_1"]})
     assert choice_for(styled).spec() == styled
+
+
+def test_no_budget_is_not_a_given_option() -> None:
+    # asset-pipeline hands the given options to an upscale-batch deployment, whose budget is a
+    # number: None there would be refused ("None is not of type 'number'").
+    options = UpscaleOptions.checked("asset-pipeline", target="out", max_creative_units=None)
+    assert options.given() == {"target": "out"}
