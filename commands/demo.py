@@ -148,9 +148,14 @@ def local_emulator(block_name: str, say: Callable[[str], None]) -> Iterator[None
     The demo's emulator takes the emulator's default key and secret, so a new one on the same
     port accepts the block as it is; nothing reads the block's secret here.
     """
+    from prefect.settings import PREFECT_API_URL
+
     from blocks.credentials import ScenarioCredentials
     from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
 
+    if not PREFECT_API_URL.value():
+        yield  # no server to read the block from (loading it would start a temporary one)
+        return
     try:
         block = cast(ScenarioCredentials, ScenarioCredentials.load(block_name))
     except ValueError:
