@@ -332,6 +332,7 @@ class Bench:
                     on_progress=timeline,
                 )
             return None, report.count("success")
+        from flows.options import AdvancedSettings
         from flows.reporting import watching_progress
         from flows.upscale import upscale_batch
 
@@ -341,8 +342,9 @@ class Bench:
                 target=target,
                 upscales=[self.spec],
                 credentials_block=BLOCK,
-                max_concurrency=CONCURRENCY,
-                shard_size=config.shard_size,
+                advanced=AdvancedSettings(
+                    max_concurrency=CONCURRENCY, shard_size=config.shard_size
+                ),
                 return_state=True,
             )
         report = await state.aresult(raise_on_failure=False)

@@ -280,6 +280,7 @@ async def call_engine(spec: dict[str, Any], watch: Watch) -> list[dict[str, Any]
 
 
 async def call_flow(spec: dict[str, Any], watch: Watch) -> list[dict[str, Any]]:
+    from flows.options import AdvancedSettings
     from flows.reporting import watching_progress
     from flows.upscale import upscale_batch
     from scenario_upscale.batch import UpscaleSpec
@@ -290,7 +291,7 @@ async def call_flow(spec: dict[str, Any], watch: Watch) -> list[dict[str, Any]]:
             target=spec["target"],
             upscales=[UpscaleSpec(model_id=spec["model"], parameters=spec["params"])],
             credentials_block=BLOCK,
-            max_concurrency=spec["c"],
+            advanced=AdvancedSettings(max_concurrency=spec["c"]),
             return_state=True,
         )
     report = await state.aresult(raise_on_failure=False)

@@ -483,7 +483,10 @@ def serve(
             parameters=upscale_parameters if upscale_parameters is not None else {},
         )
         settings = replace(settings, upscales=(spec,))
-    serve_deployments(settings, prefetch_seconds)
+    from commands.demo import local_emulator
+
+    with local_emulator(settings.credentials_block, typer.echo):
+        serve_deployments(settings, prefetch_seconds)
 
 
 @app.command()

@@ -8,11 +8,14 @@ creative units), the downloads and the files left in the output folder.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
+from urllib.parse import SplitResult, urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +28,11 @@ if TYPE_CHECKING:  # Prefect is imported only once its server is starting (see r
     from scenario_upscale.batch import Progress as BatchProgress
 
 T = TypeVar("T")
-DEMO_BLOCK = "scenario-emulator"
+DEMO_BLOCK = "scenario"
+"""The demo's block takes the default name, so serving afterwards finds it (``local_emulator``)."""
+FALLBACK_DEMO_BLOCK = "scenario-emulator"
+"""Used instead when a ``scenario`` block already points elsewhere: real credentials stay."""
+LOOPBACK = ("127.0.0.1", "localhost")
 DEMO_UPSCALES = (
     ("model_upscale-v3", {"upscaleFactor": 4}),
     ("model_seedvr-2-upscale-image", {"upscaleFactor": 2}),
@@ -74,9 +81,10 @@ def _run(
     config = EmulatorConfig(job_duration_s=job_seconds)
     with EmulatorServer(config) as emulator:
         console.print(f"Scenario emulator: {emulator.base_url}")
+        block = _demo_block_name()
         ScenarioCredentials(
             api_key=emulator.api_key, api_secret=emulator.api_secret, base_url=emulator.base_url
-        ).save(DEMO_BLOCK, overwrite=True)
+        ).save(block, overwrite=True)
         upscales = [UpscaleSpec(model_id=m, parameters=p) for m, p in DEMO_UPSCALES]
         bar = Progress(
             TextColumn("[bold]Upscaling"),
@@ -98,7 +106,7 @@ def _run(
                         inputs=str(inputs),
                         target=str(output),
                         upscales=upscales,
-                        credentials_block=DEMO_BLOCK,
+                        credentials_block=block,
                         return_state=True,
                     )
                 )
@@ -118,6 +126,62 @@ def _run(
     console.print(f"Upscaled images are in [bold]{output}/[/]")
     console.print(api.view_hint(state.state_details.flow_run_id or ""))
     return 0 if report.ok else 1
+
+
+def _points_at_loopback(base_url: str) -> bool:
+    return urlsplit(base_url).hostname in LOOPBACK
+
+
+def _demo_block_name() -> str:
+    """``scenario`` unless a block of that name points at something other than this machine."""
+    from blocks.credentials import ScenarioCredentials
+
+    try:
+        existing = cast(ScenarioCredentials, ScenarioCredentials.load(DEMO_BLOCK))
+    except ValueError:  # Prefect: "Unable to find block document named ..."
+        return DEMO_BLOCK
+    return DEMO_BLOCK if _points_at_loopback(existing.base_url) else FALLBACK_DEMO_BLOCK
+
+
+@contextmanager
+def local_emulator(block_name: str, say: Callable[[str], None]) -> Iterator[None]:
+    """While serving: the embedded emulator, if the block points at one on this machine that
+    is not running (the demo's, which stopped with it), on the port the block names.
+
+    The demo's emulator takes the emulator's default key and secret, so a new one on the same
+    port accepts the block as it is; nothing reads the block's secret here.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    from blocks.credentials import ScenarioCredentials
+    from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
+
+    if not PREFECT_API_URL.value():
+        yield  # no server to read the block from (loading it would start a temporary one)
+        return
+    try:
+        block = cast(ScenarioCredentials, ScenarioCredentials.load(block_name))
+    except ValueError:
+        yield  # serving reports the missing block in Prefect's words when a run loads it
+        return
+    address = urlsplit(block.base_url)
+    if not _points_at_loopback(block.base_url) or address.port is None or _answers(address):
+        yield
+        return
+    with EmulatorServer(EmulatorConfig(), port=address.port) as emulator:
+        say(
+            f"Started the embedded Scenario emulator at {emulator.base_url}: the "
+            f"{block_name!r} block points at it (saved by `scenario-upscale demo`)."
+        )
+        yield
+
+
+def _answers(address: SplitResult) -> bool:
+    try:
+        with socket.create_connection((address.hostname or "127.0.0.1", address.port or 80), 1):
+            return True
+    except OSError:
+        return False
 
 
 async def as_coroutine(awaitable: Awaitable[T]) -> T:

@@ -28,7 +28,7 @@ from typing import Self
 from commands.prefect_runtime import LocalPrefectServer, find_free_port, stop_process_group
 from deployments.generate import PROJECT, WORK_POOL
 
-STACK_DEPLOYMENTS = ("upscale-sharded/on-demand", "upscale-batch/on-demand")
+STACK_DEPLOYMENTS = ("upscale-sharded/upscale-across-workers", "upscale-batch/upscale-folder")
 """What the stack applies onto its pool: a sharded batch and the deployment of its shards."""
 
 SERVER_SETTINGS = {

@@ -37,18 +37,19 @@ from flows.pipeline import asset_pipeline, publish_upscaled, upscale_new_assets
 from flows.reporting import BATCH_COMPLETED
 from flows.sharded import upscale_sharded
 from flows.upscale import DEFAULT_CREDENTIALS_BLOCK, upscale_batch, upscale_image
+from flows.upscale_models import choice_for
 from scenario_upscale.batch import UpscaleSpec
 
 ASSET_UPLOADED = "asset.uploaded"
 """The event that announces new assets (see the module docstring for its contract)."""
 
-UPSCALE_ON_DEMAND = "upscale-batch/on-demand"
-IMAGE_ON_DEMAND = "upscale-image/on-demand"
+UPSCALE_ON_DEMAND = "upscale-batch/upscale-folder"
+IMAGE_ON_DEMAND = "upscale-image/upscale-one-image"
 UPSCALE_ON_ASSET_UPLOADED = "upscale-batch/on-asset-uploaded"
 NEW_ASSETS_NIGHTLY = "upscale-new-assets/nightly"
 PUBLISH_ON_BATCH_COMPLETED = "publish-upscaled/on-batch-completed"
-PIPELINE_ON_DEMAND = "asset-pipeline/on-demand"
-SHARDED_ON_DEMAND = "upscale-sharded/on-demand"
+PIPELINE_ON_DEMAND = "asset-pipeline/ingest-upscale-publish"
+SHARDED_ON_DEMAND = "upscale-sharded/upscale-across-workers"
 
 ALL_DEPLOYMENTS = (
     UPSCALE_ON_DEMAND,
@@ -101,6 +102,16 @@ class DeploymentSettings:
     def upscales_parameter(self) -> list[dict[str, Any]]:
         return [s.model_dump(mode="json") for s in self.upscales]
 
+    def model_parameter(self) -> dict[str, Any]:
+        """The first upscale as the form's model choice, every input spelled out."""
+        return choice_for(self.upscales[0]).model_dump(mode="json")
+
+    def batch_model_parameters(self) -> dict[str, Any]:
+        """``upscale-batch``'s model: the form's choice for one model, the list for several."""
+        if len(self.upscales) == 1:
+            return {"model": self.model_parameter()}
+        return {"upscales": self.upscales_parameter()}
+
 
 def asset_uploaded_trigger() -> DeploymentEventTrigger:
     """Start ``upscale-batch`` on every ``asset.uploaded`` event, on the location it names.
@@ -151,23 +162,23 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
     return [
         _deploy(
             upscale_batch,
-            name="on-demand",
+            name=UPSCALE_ON_DEMAND.split("/")[1],
             description="Upscale files, folders, globs or URLs; run it from the UI.",
-            parameters={"target": target, "upscales": upscales, **common},
+            parameters={"target": target, **s.batch_model_parameters(), **common},
             tags=TAGS,
         ),
         _deploy(
             upscale_image,
-            name="on-demand",
+            name=IMAGE_ON_DEMAND.split("/")[1],
             description="Upscale one image; run it from the UI.",
-            parameters={"target": target, **common},
+            parameters={"target": target, "model": s.model_parameter(), **common},
             tags=TAGS,
         ),
         _deploy(
             upscale_batch,
             name="on-asset-uploaded",
             description="Started by asset.uploaded events: upscales payload.location.",
-            parameters={"target": target, "upscales": upscales, **common},
+            parameters={"target": target, **s.batch_model_parameters(), **common},
             triggers=[asset_uploaded_trigger()],
             tags=TAGS,
         ),
@@ -200,7 +211,7 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
         ),
         _deploy(
             asset_pipeline,
-            name="on-demand",
+            name=PIPELINE_ON_DEMAND.split("/")[1],
             description="Ingest -> upscale -> publish, results handed from step to step.",
             parameters={
                 "staging": s.staging,
@@ -213,7 +224,7 @@ def build_deployments(settings: DeploymentSettings | None = None) -> list[Runner
         ),
         _deploy(
             upscale_sharded,
-            name="on-demand",
+            name=SHARDED_ON_DEMAND.split("/")[1],
             description="A large batch in shards, each a run of upscale-batch on any worker.",
             parameters={
                 "target": target,

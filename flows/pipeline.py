@@ -362,7 +362,7 @@ async def asset_pipeline(
     """Ingest -> upscale -> publish, each step's result handed to the next.
 
     The upscale step runs as a subflow of this run by default. Name a deployment of
-    ``upscale-batch`` in ``upscale_deployment`` (e.g. ``"upscale-batch/on-demand"``) to run it
+    ``upscale-batch`` in ``upscale_deployment`` (e.g. ``"upscale-batch/upscale-folder"``) to run it
     there instead, on that deployment's infrastructure, with ``run_deployment``: its persisted
     BatchReport comes back as this flow's input to the publish step.
 

@@ -45,7 +45,7 @@ from flows.upscale import team_ceiling
 from scenario_upscale import sources
 from scenario_upscale.batch import BatchReport, ItemResult, UpscaleSpec
 
-SHARD_DEPLOYMENT = "upscale-batch/on-demand"
+SHARD_DEPLOYMENT = "upscale-batch/upscale-folder"
 WORKER_SILENCE_HEARTBEATS = 3
 """A worker silent for this many of its heartbeat intervals is taken for dead (Prefect's foreman
 marks it offline after the same count)."""
@@ -150,9 +150,11 @@ async def upscale_sharded(
         "target": target,
         "upscales": [u.model_dump() for u in upscales] if upscales else None,
         "credentials_block": credentials_block,
-        "max_concurrency": max_concurrency,
-        "concurrency_limit": concurrency_limit,
-        "job_deadline_minutes": job_deadline_minutes,
+        "advanced": {
+            "max_concurrency": max_concurrency,
+            "concurrency_limit": concurrency_limit or "",
+            "job_deadline_minutes": job_deadline_minutes,
+        },
         "announce": False,
     }
     # Created here, once, if missing: shards starting together would race to create it.

@@ -6,9 +6,9 @@ task, ``flows.options`` holds the parameters the flows share, and ``flows.report
 progress, results and events.
 """
 
-from __future__ import annotations
-
-from typing import Any, cast
+# No ``from __future__ import annotations``: a served run gets the flow cloudpickled, with only
+# the globals its code uses, so the parameters' types must be objects, not names to look up.
+from typing import cast
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
@@ -22,12 +22,24 @@ from flows.options import (
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_CREDENTIALS_BLOCK,
     DEFAULTS,
+    Advanced,
+    AdvancedSettings,
+    Announce,
+    Budget,
+    Credentials,
+    FailOnAnyError,
+    ImageSource,
+    Inputs,
+    Model,
+    OutputFolder,
+    SeveralModels,
     UpscaleOptions,
 )
 from flows.reporting import RunReporter, emit_batch_event, publish_results, report_budget_stop
 from flows.states import final_state, over_budget_state
 from flows.tasks import PrefectSteps
-from scenario_upscale.batch import BatchReport, BatchSession, ItemResult, UpscaleSpec
+from flows.upscale_models import ScenarioModels
+from scenario_upscale.batch import BatchReport, BatchSession, ItemResult
 from scenario_upscale.errors import BudgetExceeded
 from scenario_upscale.pipeline import run_pipeline
 from scenario_upscale.polling import PollPolicy
@@ -60,21 +72,29 @@ async def team_ceiling(name: str | None, default: int) -> int:
     return max(1, limit.limit)
 
 
+DEFAULT_MODEL = ScenarioModels()
+DEFAULT_ADVANCED = AdvancedSettings()
+
+
+async def credentials_of(block: Credentials) -> ScenarioCredentials:
+    """The block the form picked, or the saved block of that name."""
+    if isinstance(block, ScenarioCredentials):
+        return block
+    return cast(ScenarioCredentials, await ScenarioCredentials.aload(block))
+
+
 @flow(name="upscale-batch", log_prints=False)
 @stops_when_cancelled
 async def upscale_batch(
-    inputs: list[str] | str,
-    target: str = DEFAULTS.target,
-    upscales: list[UpscaleSpec] | None = DEFAULTS.upscales,
-    credentials_block: str = DEFAULTS.credentials_block,
-    max_creative_units: float | None = DEFAULTS.max_creative_units,
-    dry_run_pricing: bool = DEFAULTS.dry_run_pricing,
-    max_concurrency: int = DEFAULTS.max_concurrency,
-    concurrency_limit: str | None = DEFAULTS.concurrency_limit,
-    shard_size: int = DEFAULTS.shard_size,
-    job_deadline_minutes: float = DEFAULTS.job_deadline_minutes,
-    fail_on_any_error: bool = DEFAULTS.fail_on_any_error,
-    announce: bool = True,
+    inputs: Inputs,
+    target: OutputFolder = DEFAULTS.target,
+    model: Model = DEFAULT_MODEL,
+    max_creative_units: Budget = 0,
+    credentials_block: Credentials = DEFAULT_CREDENTIALS_BLOCK,
+    fail_on_any_error: FailOnAnyError = DEFAULTS.fail_on_any_error,
+    upscales: SeveralModels = DEFAULTS.upscales,
+    advanced: Advanced = DEFAULT_ADVANCED,
+    announce: Announce = True,
 ) -> BatchReport:
     """Upscale many images with one or more Scenario models into a target folder.
 
@@ -88,17 +108,15 @@ async def upscale_batch(
         inputs: Files, folders, globs (``art/**/*.png``), fsspec URLs (``s3://bucket/in/``),
             http URLs or existing Scenario asset ids.
         target: Output folder: a local path or an fsspec URL.
-        upscales: Models and their parameters, each applied to every input. Default: Scenario
-            Upscale V3 at 2x.
-        credentials_block: Name of the saved ScenarioCredentials block.
-        max_creative_units: Stop before anything is submitted if the dry-run total is above this.
-        dry_run_pricing: Price every job first (free), and log the total.
-        max_concurrency: Jobs in flight at once for this run.
-        concurrency_limit: Global concurrency limit shared by all runs (the team's ceiling);
-            created with ``max_concurrency`` slots if missing. Empty to run without one.
-        shard_size: Inputs per submit/poll/collect task.
-        job_deadline_minutes: Give up waiting for a job after this long (it stays paid for).
+        model: The model and its parameters, chosen from the known upscale models (or any
+            model id with raw parameters).
+        max_creative_units: Stop before anything is submitted if the dry-run total is above
+            this; 0 means no limit.
+        credentials_block: A ScenarioCredentials block, or the name of a saved one.
         fail_on_any_error: End the run Failed if any input fails.
+        upscales: Several models and their parameters, each applied to every input; replaces
+            ``model`` when given.
+        advanced: Pricing, concurrency, shard size and job deadline (see ``AdvancedSettings``).
         announce: Publish the results table and the batch event. A shard of
             ``upscale-sharded`` leaves both to its parent, which announces the whole batch once.
 
@@ -106,22 +124,21 @@ async def upscale_batch(
         A BatchReport: per input and model, the status, job id, cost, outputs and error.
 
     Example:
-        >>> spec = UpscaleSpec(model_id="model_upscale-v3", parameters={"upscaleFactor": 4})
-        >>> report = await upscale_batch("art/", "s3://assets/upscaled/", upscales=[spec])
+        >>> choice = ScenarioModels(scenario=UpscaleV3(upscaleFactor=4))
+        >>> report = await upscale_batch("art/", "s3://assets/upscaled/", model=choice)
     """
     logger = get_run_logger()
     # Checked before anything is touched: a bad value must not reach the team's limit.
-    options = UpscaleOptions.checked(
+    options = UpscaleOptions.of(
         "upscale-batch",
+        advanced,
         target=target,
-        upscales=upscales,
-        max_creative_units=max_creative_units,
-        dry_run_pricing=dry_run_pricing,
-        max_concurrency=max_concurrency,
-        shard_size=shard_size,
-        job_deadline_minutes=job_deadline_minutes,
+        upscales=upscales or [model.spec()],
+        max_creative_units=max_creative_units or None,
     )
-    credentials = cast(ScenarioCredentials, await ScenarioCredentials.aload(credentials_block))
+    max_concurrency, concurrency_limit = options.max_concurrency, options.concurrency_limit
+    job_deadline_minutes = options.job_deadline_minutes
+    credentials = await credentials_of(credentials_block)
     ceiling = min(max_concurrency, await team_ceiling(concurrency_limit, max_concurrency))
     options = options.model_copy(update={"max_concurrency": ceiling})
     reporter = RunReporter(f"Upscaling into `{target}`")
@@ -155,32 +172,31 @@ async def upscale_batch(
 
 @flow(name="upscale-image", log_prints=False)
 async def upscale_image(
-    source: str,
-    target: str = DEFAULTS.target,
-    model_id: str = "model_upscale-v3",
-    parameters: dict[str, Any] | None = None,
-    credentials_block: str = DEFAULTS.credentials_block,
-    max_creative_units: float | None = DEFAULTS.max_creative_units,
+    source: ImageSource,
+    target: OutputFolder = DEFAULTS.target,
+    model: Model = DEFAULT_MODEL,
+    max_creative_units: Budget = 0,
+    credentials_block: Credentials = DEFAULT_CREDENTIALS_BLOCK,
 ) -> ItemResult:
     """Upscale one image (a path, URL or asset id) into ``target``; fails if it fails.
 
     Args:
         source: The image: a local path, fsspec or http URL, or a Scenario asset id.
         target: Output folder: a local path or an fsspec URL.
-        model_id: A Scenario upscale model id.
-        parameters: The model's inputs by their API names, e.g. ``{"upscaleFactor": 4}``.
-        credentials_block: Name of the saved ScenarioCredentials block.
-        max_creative_units: Refuse to submit if the dry-run price is above this.
+        model: The model and its parameters, chosen from the known upscale models.
+        max_creative_units: Refuse to submit if the dry-run price is above this; 0: no limit.
+        credentials_block: A ScenarioCredentials block, or the name of a saved one.
 
     Example:
-        >>> result = await upscale_image("hero.png", parameters={"upscaleFactor": 4})
+        >>> choice = ScenarioModels(scenario=UpscaleV3(upscaleFactor=4))
+        >>> result = await upscale_image("hero.png", model=choice)
         >>> result.outputs
         ['upscaled/hero@upscale-v3x4.png']
     """
     report = await upscale_batch(
         inputs=[source],
         target=target,
-        upscales=[UpscaleSpec(model_id=model_id, parameters=parameters or {})],
+        model=model,
         credentials_block=credentials_block,
         max_creative_units=max_creative_units,
         fail_on_any_error=True,

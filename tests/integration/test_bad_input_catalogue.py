@@ -29,8 +29,10 @@ from typer.testing import CliRunner
 from blocks.credentials import ScenarioCredentials
 from commands.cli import app
 from commands.prefect_runtime import find_free_port
+from flows.options import AdvancedSettings
 from flows.pipeline import asset_pipeline, upscale_new_assets
 from flows.upscale import upscale_batch, upscale_image
+from flows.upscale_models import OtherModel
 from scenario_upscale.api import ScenarioClient
 from scenario_upscale.batch import UpscaleSpec, run_batch
 from scenario_upscale.emulator import EmulatorServer
@@ -454,8 +456,7 @@ async def _run_flow(case: Case, where: Where, block: str, limit: str) -> State[A
         return await upscale_image(
             source,
             target,
-            model_id=case.model_id,
-            parameters=case.parameters,
+            model=OtherModel(model_id=case.model_id, parameters=case.parameters),
             credentials_block=block,
             return_state=True,
             **case.options,
@@ -481,14 +482,16 @@ async def _run_flow(case: Case, where: Where, block: str, limit: str) -> State[A
             return_state=True,
             **case.options,
         )
+    options = dict(case.options)
+    knobs = {k: options.pop(k) for k in AdvancedSettings.model_fields if k in options}
     return await upscale_batch(
         inputs=where.inputs(case),
         target=target,
         upscales=[spec],
         credentials_block=block,
-        concurrency_limit=limit,
+        advanced=AdvancedSettings(concurrency_limit=limit, **knobs),
         return_state=True,
-        **case.options,
+        **options,
     )
 
 

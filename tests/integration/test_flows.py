@@ -42,6 +42,7 @@ from prefect.events.schemas.events import ReceivedEvent
 from prefect.exceptions import ObjectNotFound
 
 from blocks.credentials import ScenarioCredentials
+from flows.options import AdvancedSettings
 from flows.reporting import (
     BATCH_COMPLETED,
     JOB_COMPLETED,
@@ -54,6 +55,7 @@ from flows.reporting import (
 )
 from flows.states import OVER_BUDGET, PARTIALLY_COMPLETED, BatchIncomplete
 from flows.upscale import DEFAULT_CONCURRENCY_LIMIT, upscale_batch, upscale_image
+from flows.upscale_models import ScenarioModels, UpscaleV3
 from scenario_upscale.batch import BatchReport, ItemResult, Progress, UpscaleSpec
 from scenario_upscale.emulator import EmulatorServer
 from tests.prefect_server import PrefectTestServer
@@ -114,9 +116,14 @@ async def credentials_block(
 
 
 async def run_batch_flow(credentials_block: str, **parameters: Any) -> State[BatchReport]:
-    parameters.setdefault("concurrency_limit", unique("gcl"))
+    """``upscale_batch`` with the knobs (``max_concurrency``...) given flat, as ``advanced``."""
+    knobs = {k: parameters.pop(k) for k in AdvancedSettings.model_fields if k in parameters}
+    knobs.setdefault("concurrency_limit", unique("gcl"))
     return await upscale_batch(  # type: ignore[no-any-return]
-        credentials_block=credentials_block, return_state=True, **parameters
+        credentials_block=credentials_block,
+        advanced=AdvancedSettings(**knobs),
+        return_state=True,
+        **parameters,
     )
 
 
@@ -602,7 +609,7 @@ async def test_upscale_image_returns_the_result_of_its_one_input(
     result = await upscale_image(
         source=str(source),
         target=str(tmp_path / "out"),
-        parameters={"upscaleFactor": 3},
+        model=ScenarioModels(scenario=UpscaleV3(upscaleFactor=3)),
         credentials_block=credentials_block,
     )
 

@@ -58,8 +58,11 @@ async def main(emulator, job):
                                        poll_s=1.0, **common)
         print(json.dumps([report.model_dump(mode="json")]))
         return
+    advanced = {"concurrency_limit": common.pop("concurrency_limit"),
+                "max_concurrency": common.pop("max_concurrency")}
     runs = await asyncio.gather(*(
-        run_deployment("upscale-batch/on-demand", parameters={"inputs": inputs, **common},
+        run_deployment("upscale-batch/upscale-folder",
+                       parameters={"inputs": inputs, "advanced": advanced, **common},
                        poll_interval=1)
         for inputs in job["inputs"]
     ))
