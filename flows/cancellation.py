@@ -228,54 +228,62 @@ def stops_when_cancelled(
 
     @functools.wraps(body)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        context = FlowRunContext.get()
-        if context is None or context.flow_run is None:
-            return await body(*args, **kwargs)
-        flow_run_id = context.flow_run.id
-        latest = Progress()
-
-        def keep(progress: Progress) -> None:
-            nonlocal latest
-            latest = progress
-
-        with watching_progress(keep):
-            work = asyncio.ensure_future(body(*args, **kwargs))
-        watch = asyncio.ensure_future(_cancel_requested(flow_run_id, _switch.get()))
-
-        async def record() -> CommittedSpend:
-            spend = CommittedSpend(
-                target=_target_of(body, args, kwargs),
-                jobs_submitted=latest.submitted,
-                creative_units=round(latest.creative_units, 6),
-            )
-            await record_committed_spend(spend, flow_run_id)
-            return spend
-
-        try:
-            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done() and (error := watch.exception()) is not None:
-                # Only a cancel from outside can stop the run now: it goes on rather than stop.
-                get_run_logger().warning(
-                    "This run stopped watching for a cancel from the UI or the API (%s); it "
-                    "goes on",
-                    error,
-                )
-                await asyncio.wait({work})
-        except asyncio.CancelledError:
-            # Cancelled from outside: a runner's kill (a deployment's run), or a parent's.
-            await _stop(watch)
-            await _stop(work)
-            await record()
-            raise
-        if work.done():
-            await _stop(watch)
-            return work.result()
-        await _stop(work)
-        spend = await record()
-        return cast(R, Cancelled(message=spend.message()))
+        return await _run_stopping_when_cancelled(body, args, kwargs)
 
     # Prefect validates a flow's parameters against its function's signature, resolving string
     # annotations (``from __future__ import annotations``) in that function's module: this one's,
     # for the wrapper. So the wrapper carries the body's signature with its types resolved.
     run.__signature__ = inspect.signature(body, eval_str=True)  # type: ignore[attr-defined]
     return run
+
+
+async def _run_stopping_when_cancelled(
+    body: Callable[..., Coroutine[Any, Any, R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
+    # Module-level, not in the wrapper: a served run gets the flow cloudpickled, the wrapper by
+    # value with the globals it names; this function goes by reference, so the ContextVars it
+    # reads are never pickled ("cannot pickle '_contextvars.ContextVar' object").
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return await body(*args, **kwargs)
+    flow_run_id = context.flow_run.id
+    latest = Progress()
+
+    def keep(progress: Progress) -> None:
+        nonlocal latest
+        latest = progress
+
+    with watching_progress(keep):
+        work = asyncio.ensure_future(body(*args, **kwargs))
+    watch = asyncio.ensure_future(_cancel_requested(flow_run_id, _switch.get()))
+
+    async def record() -> CommittedSpend:
+        spend = CommittedSpend(
+            target=_target_of(body, args, kwargs),
+            jobs_submitted=latest.submitted,
+            creative_units=round(latest.creative_units, 6),
+        )
+        await record_committed_spend(spend, flow_run_id)
+        return spend
+
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done() and (error := watch.exception()) is not None:
+            # Only a cancel from outside can stop the run now: it goes on rather than stop.
+            get_run_logger().warning(
+                "This run stopped watching for a cancel from the UI or the API (%s); it goes on",
+                error,
+            )
+            await asyncio.wait({work})
+    except asyncio.CancelledError:
+        # Cancelled from outside: a runner's kill (a deployment's run), or a parent's.
+        await _stop(watch)
+        await _stop(work)
+        await record()
+        raise
+    if work.done():
+        await _stop(watch)
+        return work.result()
+    await _stop(work)
+    spend = await record()
+    return cast(R, Cancelled(message=spend.message()))

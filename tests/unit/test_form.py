@@ -76,3 +76,14 @@ def test_no_budget_is_not_a_given_option() -> None:
     # number: None there would be refused ("None is not of type 'number'").
     options = UpscaleOptions.checked("asset-pipeline", target="out", max_creative_units=None)
     assert options.given() == {"target": "out"}
+
+
+def test_the_flows_can_be_cloudpickled_as_a_served_run_ships_them() -> None:
+    # ``flow.serve`` starts each run with the flow cloudpickled: anything the flow's wrappers
+    # name that cannot be pickled (a ContextVar) crashes every served run before it starts.
+    import cloudpickle
+
+    from flows.upscale import upscale_batch, upscale_image
+
+    for flow in (upscale_batch, upscale_image):
+        assert cloudpickle.loads(cloudpickle.dumps(flow)).name == flow.name
