@@ -163,9 +163,9 @@ def test_a_run_from_the_form_completes_and_its_artifacts_show(
 
     page.goto(f"{ui_server.url}/runs/flow-run/{run.id}")
     page.get_by_text("Artifacts", exact=True).first.click()
-    page.get_by_text(RESULTS_ARTIFACT_KEY).first.wait_for(timeout=PATIENCE_S * 1000)
+    page.get_by_text(RESULTS_ARTIFACT_KEY, exact=True).first.wait_for(timeout=PATIENCE_S * 1000)
     page.screenshot(path=str(shots / "run-artifacts.png"))
-    page.get_by_text(RESULTS_ARTIFACT_KEY).first.click()
+    page.get_by_text(RESULTS_ARTIFACT_KEY, exact=True).first.click()
     page.wait_for_url("**/artifacts/artifact/**", timeout=PATIENCE_S * 1000)
     page.wait_for_load_state("networkidle")
     # Every picture in the artifact loads (inline data: thumbnails; file:// ones would not).
