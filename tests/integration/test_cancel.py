@@ -200,6 +200,18 @@ async def jobs_in_flight(setup: Setup) -> bool:
     return setup.emulator.stats().jobs_created >= IN_FLIGHT
 
 
+def answers_recorded(target: Path) -> Callable[[], Awaitable[bool]]:
+    """The run has the answers of its IN_FLIGHT submits (its journal says "submitted"): the
+    emulator counts a job when it creates it, the client a moment later, when the answer is in."""
+
+    async def check() -> bool:
+        journal = target / ".scenario-upscale" / "journal.jsonl"
+        lines = journal.read_text().splitlines() if journal.exists() else []
+        return sum('"kind":"submitted"' in line for line in lines) >= IN_FLIGHT
+
+    return check
+
+
 async def running_run_of(setup: Setup) -> FlowRun | None:
     runs = await setup.client.read_flow_runs(
         flow_run_filter=FlowRunFilter(
@@ -320,10 +332,11 @@ def start_cli(
 
 
 async def test_a_cli_run_cancelled_from_the_api_stops_and_reports_its_spend(
-    setup: Setup, start_cli: Callable[[], CliRun]
+    setup: Setup, start_cli: Callable[[], CliRun], tmp_path: Path
 ) -> None:
     cli = start_cli()
     await eventually(lambda: jobs_in_flight(setup), f"{IN_FLIGHT} jobs in flight", cli.gone)
+    await eventually(answers_recorded(tmp_path / "out"), "their submits answered", cli.gone)
     run = await eventually(lambda: running_run_of(setup), "the run", cli.gone)
 
     cancelled_at = time.time()
@@ -339,10 +352,11 @@ async def test_a_cli_run_cancelled_from_the_api_stops_and_reports_its_spend(
 
 
 async def test_ctrl_c_cancels_a_cli_run_and_reports_its_spend(
-    setup: Setup, start_cli: Callable[[], CliRun]
+    setup: Setup, start_cli: Callable[[], CliRun], tmp_path: Path
 ) -> None:
     cli = start_cli()
     await eventually(lambda: jobs_in_flight(setup), f"{IN_FLIGHT} jobs in flight", cli.gone)
+    await eventually(answers_recorded(tmp_path / "out"), "their submits answered", cli.gone)
     run = await eventually(lambda: running_run_of(setup), "the run", cli.gone)
 
     cancelled_at = time.time()
@@ -381,7 +395,7 @@ async def test_a_deployment_run_cancelled_from_the_api_stops_and_reports_its_spe
                 "inputs": [str(p) for p in images],
                 "target": str(tmp_path / "out"),
                 "credentials_block": setup.block,
-                "concurrency_limit": setup.limit,
+                "advanced": {"concurrency_limit": setup.limit},
             },
             timeout=0,
         )
