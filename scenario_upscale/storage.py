@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import PurePosixPath
@@ -230,8 +231,33 @@ class Staged:
         self.fs = fs
         self.final = final
         # A name of its own: two runs collecting one output at once (shards or batches on one
-        # target) never write into each other's part; the identical result is kept once.
-        self.part = f"{final}.{uuid.uuid4().hex[:8]}.part"
+        # target) never write into each other's part; the identical result is kept once. The
+        # writer's host and pid in it let a later run clear the part of one that was killed.
+        self.part = f"{final}.{_WRITER}-{uuid.uuid4().hex[:8]}.part"
+
+
+_WRITER = f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _remove_parts_of_dead_writers(fs: fsspec.AbstractFileSystem, final: str) -> None:
+    """Remove the parts of ``final`` left by processes of this host that are gone (killed while
+    writing it); a live writer's part, or another host's, is left alone."""
+    host = socket.gethostname()
+    for part in fs.glob(f"{final}.{host}-*.part"):
+        pid = part[len(f"{final}.{host}-") :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(part)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 @contextlib.contextmanager
@@ -255,6 +281,7 @@ def staged(location: str) -> Iterator[Staged]:
     try:
         yield target
         fs.mv(target.part, target.final)
+        _remove_parts_of_dead_writers(fs, target.final)
     finally:
         if fs.exists(target.part):
             fs.rm(target.part)

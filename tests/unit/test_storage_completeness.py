@@ -153,3 +153,32 @@ async def test_an_output_above_pillows_pixel_limit_fails_with_what_to_do(
     ):
         await _download(lambda _: httpx.Response(200, content=ORIGINAL), tmp_path)
     assert not _files_in(tmp_path)
+
+
+def test_a_finished_write_clears_the_parts_of_killed_writers_but_not_of_live_ones(
+    tmp_path: Path,
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from scenario_upscale.storage import write_whole
+
+    final = tmp_path / "hero@x2.png"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    host = socket.gethostname()
+    dead = tmp_path / f"hero@x2.png.{host}-{gone.stdout.strip()}-abcd1234.part"
+    live = tmp_path / f"hero@x2.png.{host}-{os.getpid()}-abcd1234.part"
+    other_host = tmp_path / "hero@x2.png.elsewhere-1-abcd1234.part"
+    for part in (dead, live, other_host):
+        part.write_bytes(b"half")
+    write_whole(str(final), b"whole")
+    assert final.read_bytes() == b"whole"
+    assert not dead.exists()
+    assert live.exists() and other_host.exists()
