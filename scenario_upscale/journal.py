@@ -134,6 +134,9 @@ class Journal:
         try:
             self._load()
             yield
+            # What was recorded under the claim is on disk before the next claimant reads it:
+            # its "submitted" finds the job at once, not through a listing.
+            await self.flushed()
         finally:
             lock.release()
 
