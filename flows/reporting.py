@@ -380,23 +380,13 @@ async def report_budget_stop(
             "submitted; raise `max_creative_units` or upscale fewer inputs."
         ),
     )
-    emit_event(
-        event=BATCH_COMPLETED,
-        resource=_batch_resource(flow_run_id, target, "over-budget", 0),
-        payload={
-            "outcome": "over-budget",
-            "target": target,
-            "outputs": [],
-            "skipped_outputs": [],
-            "succeeded": 0,
-            "skipped": 0,
-            "failed": 0,
-            "creative_units": 0,
-            "creative_units_refunded": 0,
-            "priced_creative_units": stop.total,
-            "budget": stop.budget,
-            "error": str(stop),
-        },
+    _emit_batch_without_jobs(
+        flow_run_id,
+        target,
+        "over-budget",
+        priced_creative_units=stop.total,
+        budget=stop.budget,
+        error=str(stop),
     )
 
 
@@ -411,12 +401,19 @@ async def report_nothing_new(
         key=RESULTS_ARTIFACT_KEY,
         description="Nothing new to upscale",
     )
+    _emit_batch_without_jobs(flow_run_id, target, "nothing-new", source=source)
+
+
+def _emit_batch_without_jobs(
+    flow_run_id: UUID | None, target: str, outcome: Outcome, **about: Any
+) -> None:
+    """The batch event of a run that submitted nothing (a budget stop, a night with nothing
+    new): the same payload as ``emit_batch_event``'s, all zeros, and what ``about`` adds."""
     emit_event(
         event=BATCH_COMPLETED,
-        resource=_batch_resource(flow_run_id, target, "nothing-new", 0),
+        resource=_batch_resource(flow_run_id, target, outcome, 0),
         payload={
-            "outcome": "nothing-new",
-            "source": source,
+            "outcome": outcome,
             "target": target,
             "outputs": [],
             "skipped_outputs": [],
@@ -425,5 +422,6 @@ async def report_nothing_new(
             "failed": 0,
             "creative_units": 0,
             "creative_units_refunded": 0,
+            **about,
         },
     )

@@ -89,7 +89,7 @@ class BatchSession:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self.journal.flushed()  # the last records, before the target's lock goes
+            await self.journal.flushed()  # the last records on disk before the run ends
         finally:
             await self._stack.__aexit__(exc_type, exc, tb)
 
