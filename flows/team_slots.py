@@ -1,9 +1,22 @@
 """The team's concurrency ceiling shared for real: a slot of the global concurrency limit per job.
 
 Every run (a shard of a batch, on any worker) takes one slot of the limit just before a submit
-and gives it back the moment that job ends, so concurrent runs together keep about the ceiling's
+and gives it back when that job ends, so concurrent runs together keep about the ceiling's
 worth of jobs in flight, each as many as it has work for. Before, a run took all its slots at
 once for its whole life, and a second run waited for the first one to finish.
+
+A slot given back is first offered to this run's own next submit for ``HANDOVER_S``: a batch
+refills the slot of a finished job at once, without a release and a take on the server (two
+round trips of ~40-50 ms, and a take sent before the release landed was refused and waited).
+Only a slot nobody here wants in that window goes back to the limit, where the other runs
+waiting for one take it; so a run with more work keeps its slots until its work runs out.
+
+Lease calls are asked again 50 ms after a "busy" answer instead of after Prefect's client's own
+2 s, then 4 s: a SQLite-backed server answers 503 at once while another write holds its database
+(``SQLITE_BUSY_SNAPSHOT``), which the flow's own task runs, logs and artifacts make likely just
+when a batch takes its first slots (measured: the demo's first take waited 2 s, in 3 runs of 3).
+The client's retries are kept (its count, its jitter); only the wait is the server's to say,
+through the ``Retry-After`` a response hook gives a bare 503.
 
 Each slot is a lease of its own (``SLOT_LEASE_S``), renewed in one loop for all of them while
 the run lives: the slots of a killed run come back when their leases run out.
@@ -11,11 +24,12 @@ the run lives: the slots of a killed run come back when their leases run out.
 Written on the client's lease calls rather than ``prefect.concurrency.asyncio.concurrency``:
 that context manager starts a renewal thread per acquisition and, when the limit is full, sleeps
 for the server's ``Retry-After``; a run holding tens of slots wants one renewal loop, and a
-waiting submit wants to try again as soon as one of its own jobs ends. Takes are serialized
-within a run, as Prefect's own acquisition service does, so a run asks the server one slot at a
-time instead of all its submits polling at once. Measured against the stack's PostgreSQL-backed
-server on a loaded 2-core machine: ~40-50 ms per take, and four takes at once were no faster per
-slot (the server is the limit, not the round trip); see README, "Scaling out".
+waiting submit wants to try again as soon as one of its own slots comes back. Takes from the
+server are serialized within a run, as Prefect's own acquisition service does, so a run asks
+the server one slot at a time instead of all its submits polling at once. Measured against the
+stack's PostgreSQL-backed server on a loaded 2-core machine: ~40-50 ms per take, and four takes
+at once were no faster per slot (the server is the limit, not the round trip); see README,
+"Scaling out".
 """
 
 from __future__ import annotations
@@ -39,8 +53,20 @@ the shortest lease Prefect's server grants (its default is 300 s). A live run re
 every ``SLOT_LEASE_S / 4``; a killed one's slots come back after this, plus the server's sweep
 for expired leases (``PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS``, 15 s by default)."""
 
+HANDOVER_S = 0.05
+"""How long a slot given back waits for this run's next submit before it is released: a
+submit waiting for a slot takes it on the event loop's next turns."""
+
+BUSY_RETRY_AFTER_S = "0.05"
+"""When a lease call is asked again after the server said it was busy (and said no more)."""
 _LOCKED = 423  # what the server answers while the limit is full
 _GONE = (404, 410)  # a lease released (or expired) before its renewal
+
+
+async def _busy_is_asked_soon(response: httpx.Response) -> None:
+    """An httpx response hook: a 503 without ``Retry-After`` is asked again after 50 ms."""
+    if response.status_code == 503 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = BUSY_RETRY_AFTER_S
 
 
 class TeamSlots:
@@ -71,8 +97,10 @@ class TeamSlots:
         self.waiting = waiting
         self.logger = logger
         self.retry_s = retry_s
-        self.leases: list[UUID] = []
-        """The leases this run holds now, one slot each."""
+        self.in_use: list[UUID] = []
+        """The leases of this run's jobs in flight, one slot each."""
+        self.spare: list[UUID] = []
+        """Leases given back by ended jobs, kept for ``HANDOVER_S`` for the next submit."""
         self._taking = asyncio.Lock()
         self._given_back = asyncio.Event()
         self._releasing: set[asyncio.Task[None]] = set()
@@ -80,7 +108,9 @@ class TeamSlots:
         self._client: PrefectClient | None = None
 
     async def __aenter__(self) -> Self:
-        self._client = await self._stack.enter_async_context(get_client())
+        self._client = await self._stack.enter_async_context(
+            get_client(httpx_settings={"event_hooks": {"response": [_busy_is_asked_soon]}})
+        )
         renewing = asyncio.create_task(self._renew_forever())
         self._stack.callback(renewing.cancel)
         return self
@@ -93,10 +123,16 @@ class TeamSlots:
     ) -> None:
         try:
             await asyncio.gather(*self._releasing, return_exceptions=True)
-            leases, self.leases = self.leases, []
+            leases = self.leases
+            self.in_use, self.spare = [], []
             await asyncio.gather(*(self._release(lease) for lease in leases))
         finally:
             await self._stack.aclose()
+
+    @property
+    def leases(self) -> list[UUID]:
+        """Every lease this run holds now: its jobs' and the spare ones."""
+        return [*self.in_use, *self.spare]
 
     @property
     def client(self) -> PrefectClient:
@@ -109,6 +145,10 @@ class TeamSlots:
             started: float | None = None
             reported = False
             while True:
+                if self.spare:
+                    self.in_use.append(self.spare.pop())
+                    break
+                self._given_back.clear()
                 try:
                     response = await self.client.increment_concurrency_slots_with_lease(
                         names=[self.name], slots=1, mode="concurrency", lease_duration=SLOT_LEASE_S
@@ -118,29 +158,41 @@ class TeamSlots:
                         raise
                     if started is None:
                         started = time.monotonic()
-                    if not reported and not self.leases:
+                    if not reported and not self.in_use:
                         reported = await self._report_waiting()
                     retry_after = float(error.response.headers.get("Retry-After", self.retry_s))
                     await self._wait_for_room(min(retry_after, self.retry_s))
                     continue
                 granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
-                self.leases.append(granted.lease_id)
-                if reported and started is not None:
-                    self.logger.info(
-                        "Got 1 slot(s) of %r after %.0f s", self.name, time.monotonic() - started
-                    )
-                    self.waiting(None)
-                return
+                self.in_use.append(granted.lease_id)
+                break
+            if reported and started is not None:
+                self.logger.info(
+                    "Got 1 slot(s) of %r after %.0f s", self.name, time.monotonic() - started
+                )
+                self.waiting(None)
 
     def give_back(self) -> None:
-        """Give one slot back (its job ended, or its submit created nothing)."""
-        if not self.leases:
+        """Give one slot back (its job ended, or its submit created nothing): to this run's
+        next submit if one comes within ``HANDOVER_S``, else to the limit."""
+        if not self.in_use:
             return
-        lease = self.leases.pop()
+        lease = self.in_use.pop()
+        self.spare.append(lease)
+        asyncio.get_running_loop().call_later(HANDOVER_S, self._release_if_spare, lease)
+        self._given_back.set()
+
+    def _release_if_spare(self, lease: UUID) -> None:
+        if lease not in self.spare:
+            return  # handed over to a submit
+        self.spare.remove(lease)
         releasing = asyncio.ensure_future(self._release(lease))
         self._releasing.add(releasing)
-        releasing.add_done_callback(self._releasing.discard)
-        self._given_back.set()
+        releasing.add_done_callback(self._released)
+
+    def _released(self, releasing: asyncio.Task[None]) -> None:
+        self._releasing.discard(releasing)
+        self._given_back.set()  # the limit has room now: a take refused meanwhile tries again
 
     async def _release(self, lease: UUID) -> None:
         # A lease that ran out already (a stalled loop) has nothing left to release.
@@ -148,7 +200,7 @@ class TeamSlots:
             await self.client.release_concurrency_slots_with_lease(lease_id=lease)
 
     async def _wait_for_room(self, timeout_s: float) -> None:
-        self._given_back.clear()
+        # Cleared before the refused take: a slot that came back since then ends this wait.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await self._given_back.wait()
