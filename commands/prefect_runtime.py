@@ -53,6 +53,15 @@ Source = Literal["configured", "local-running", "local-started"]
 # Local servers only: a proxy from the environment must not see these requests.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _CLIENT_ONLY = ("PREFECT_API_URL", "PREFECT_UI_URL")  # a server started here serves itself
+LEASES_ON_DISK = {
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": (
+        "prefect.server.concurrency.lease_storage.filesystem"
+    )
+}
+"""A server started here keeps its concurrency leases in its home (unless the environment says
+otherwise). Prefect's default keeps them in memory: the team's slots held by a run when that
+server stopped were then taken for good (nothing left to expire), and every later run waited
+on a full limit. On disk, they expire on the next start like any killed run's."""
 
 
 class PrefectServerStartupError(RuntimeError):
@@ -117,7 +126,7 @@ class LocalPrefectServer:
         address = ["--host", self.host, "--port", str(self.port)]
         command = [sys.executable, "-u", "-m", "prefect", "server", "start", *address]
         command += _server_args(self.ui, self.log_level)
-        env = {k: v for k, v in os.environ.items() if k not in _CLIENT_ONLY}
+        env = LEASES_ON_DISK | {k: v for k, v in os.environ.items() if k not in _CLIENT_ONLY}
         env.update(PREFECT_HOME=str(self.home), **self.extra_env)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("wb") as log:
@@ -284,7 +293,7 @@ def _start_early(ui: bool) -> Popen[bytes] | None:
     if _answers(f"http://{host}:{os.environ.get('PREFECT_SERVER_API_PORT', '4200')}/api", 0.5):
         return None  # the usual case of a running server: nothing to start
     command = [sys.executable, "-u", "-m", __name__, *_server_args(ui, "WARNING")]
-    return _spawn(command, None, DEVNULL)
+    return _spawn(command, LEASES_ON_DISK | dict(os.environ), DEVNULL)
 
 
 @contextlib.contextmanager

@@ -290,3 +290,43 @@ def test_view_hint_without_ui() -> None:
     api = PrefectAPI(api_url="http://h:1/api", ui_url=None, source="configured", home=Path("/x"))
     assert api.ui_url_for_flow_run("abc") is None
     assert "http://h:1/api" in api.view_hint("abc")
+
+
+async def test_a_servers_concurrency_leases_outlive_its_restart(tmp_path: Path) -> None:
+    """A slot of the team's limit held when a server started here stops is still a lease after
+    it starts again: it is renewed, released, and the limit is free. (Prefect's default keeps
+    leases in memory: after a restart the slot could be neither renewed nor given back, and the
+    limit stayed full for every later run.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = LocalPrefectServer(tmp_path / "home")
+
+    async def on_server(call: Any) -> Any:
+        server.start()
+        try:
+            await asyncio.to_thread(server.wait_until_healthy, 120)
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+                async with get_client() as client:
+                    return await call(client)
+        finally:
+            server.stop()
+
+    async def take(client: Any) -> UUID:
+        await client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name="team", limit=1)
+        )
+        granted = await client.increment_concurrency_slots_with_lease(
+            names=["team"], slots=1, mode="concurrency", lease_duration=60
+        )
+        return UUID(granted.json()["lease_id"])
+
+    lease = await on_server(take)
+
+    async def give_back(client: Any) -> int:
+        await client.renew_concurrency_lease(lease_id=lease, lease_duration=60)
+        await client.release_concurrency_slots_with_lease(lease_id=lease)
+        return int((await client.read_global_concurrency_limit_by_name("team")).active_slots)
+
+    assert await on_server(give_back) == 0
