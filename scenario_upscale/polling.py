@@ -1,10 +1,10 @@
 """One watcher follows many jobs until each reaches a terminal status.
 
-Cadence: a job is asked about soon after submit, then at its expected end: from its progress
-rate when it shows progress, else from how long the jobs seen ending so far took (by the API's
-own timestamps). Once due, it is asked about every ``due_interval_s``, less often the longer it
-is overdue; with no estimate yet, less and less often while it shows no progress. So an ending
-is seen within about ``due_interval_s`` of it, and the asks between submit and end are few.
+Cadence: a job is asked about soon after submit, then at its expected end: the sooner of its
+progress rate's and how long the jobs seen ending so far took (by the API's own timestamps).
+Once due, it is asked about every ``due_interval_s``, less often the longer it is overdue; with
+no estimate yet, less and less often while it shows no progress. So an ending is seen within
+about ``due_interval_s`` of it, and the asks between submit and end are few.
 When several jobs are in flight, one ``GET /v1/jobs?type=…&updatedAfter=…`` listing answers
 for all of them, instead of one ``GET /v1/jobs/{id}`` per job per tick. ``updatedAfter`` is
 taken from the server's own ``updatedAt`` stamps, so a clock difference between us and the API
@@ -209,10 +209,13 @@ class JobWatcher:
         best = p.max_interval_s
         for t in self._tracked.values():
             age = now - t.started
+            # Its whole run at its progress rate, or as long as the jobs seen ending took:
+            # whichever ends sooner. Progress often covers only the running phase (the queue
+            # before it counts in age, not in progress), so alone it says "later" than it is.
+            estimates = [typical] if typical is not None else []
             if t.job.progress > 0 and age > 0:
-                expected: float | None = age / t.job.progress  # its whole run at this rate
-            else:
-                expected = typical
+                estimates.append(age / t.job.progress)
+            expected = min(estimates, default=None)
             if expected is None:
                 guess = p.first_interval_s * p.growth**t.idle_ticks
             elif expected - age > p.due_interval_s:

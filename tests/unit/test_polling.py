@@ -148,6 +148,24 @@ async def test_a_job_without_progress_is_asked_about_when_jobs_like_it_have_ende
         assert watcher._next_delay() == pytest.approx(delay, abs=0.05), age
 
 
+async def test_a_job_whose_progress_says_later_is_asked_when_jobs_like_it_ended() -> None:
+    """Progress that leaves out the queue before it (10 % after 1 s of a 2 s job, half of it
+    queued) must not push the ask past the end the jobs seen ending so far point to."""
+    policy = PollPolicy(first_interval_s=1.0, min_interval_s=0.2, due_interval_s=0.25)
+    watcher = JobWatcher(FakeJobs({}), policy)
+    watcher._durations.extend([1.9, 2.0, 2.1])
+    tracked = _Tracked(
+        _queued("a").model_copy(update={"status": "in-progress", "progress": 0.1}),
+        asyncio.get_running_loop().create_future(),
+        started=time.monotonic() - 1.0,
+        last_seen=0,
+    )
+    watcher._tracked["a"] = tracked
+    assert watcher._next_delay() == pytest.approx(1.0, abs=0.05)  # at 2 s, not at 10 s
+    tracked.job = tracked.job.model_copy(update={"progress": 0.9})
+    assert watcher._next_delay() == pytest.approx(0.25, abs=0.01)  # 90 % at 1 s: due now
+
+
 async def test_listings_filter_on_the_job_type_the_api_gave_not_on_custom() -> None:
     """Under a reading where a custom upscale is typed "upscale", the listing still finds it."""
     scripts = {f"j{i}": ["queued", "pending", "warming-up", "success"] for i in range(4)}
