@@ -16,7 +16,9 @@ Lease calls are asked again 50 ms after a "busy" answer instead of after Prefect
 (``SQLITE_BUSY_SNAPSHOT``), which the flow's own task runs, logs and artifacts make likely just
 when a batch takes its first slots (measured: the demo's first take waited 2 s, in 3 runs of 3).
 The client's retries are kept (its count, its jitter); only the wait is the server's to say,
-through the ``Retry-After`` a response hook gives a bare 503.
+through the ``Retry-After`` a response hook gives a bare 503. A server still busy after those
+(a flood of writes: 1000 inputs in one run did it) is asked again every 0.5 s, a take like a
+full limit and a release in the background, for as long as a lease lasts.
 
 Each slot is a lease of its own (``SLOT_LEASE_S``), renewed in one loop for all of them while
 the run lives: the slots of a killed run come back when their leases run out.
@@ -59,6 +61,7 @@ submit waiting for a slot takes it on the event loop's next turns."""
 
 BUSY_RETRY_AFTER_S = "0.05"
 """When a lease call is asked again after the server said it was busy (and said no more)."""
+_BUSY = (502, 503)  # what the server answers while its database is busy
 _LOCKED = 423  # what the server answers while the limit is full
 _GONE = (404, 410)  # a lease released (or expired) before its renewal
 
@@ -143,6 +146,7 @@ class TeamSlots:
         """Take one slot, waiting as long as the limit is full."""
         async with self._taking:
             started: float | None = None
+            busy_since: float | None = None
             reported = False
             while True:
                 if self.spare:
@@ -154,6 +158,14 @@ class TeamSlots:
                         names=[self.name], slots=1, mode="concurrency", lease_duration=SLOT_LEASE_S
                     )
                 except httpx.HTTPStatusError as error:
+                    if error.response.status_code in _BUSY:
+                        # Still busy after the client's quick retries (a flood of writes on
+                        # SQLite): asked again like a full limit, for as long as a lease lasts.
+                        busy_since = busy_since or time.monotonic()
+                        if time.monotonic() - busy_since > SLOT_LEASE_S:
+                            raise
+                        await self._wait_for_room(self.retry_s)
+                        continue
                     if error.response.status_code != _LOCKED:
                         raise
                     if started is None:
@@ -195,9 +207,17 @@ class TeamSlots:
         self._given_back.set()  # the limit has room now: a take refused meanwhile tries again
 
     async def _release(self, lease: UUID) -> None:
-        # A lease that ran out already (a stalled loop) has nothing left to release.
-        with contextlib.suppress(httpx.HTTPStatusError):
-            await self.client.release_concurrency_slots_with_lease(lease_id=lease)
+        """Give ``lease`` back, asking a busy server again until the lease would have run out
+        by itself anyway. A lease that ran out already (a stalled loop) has nothing to give."""
+        deadline = time.monotonic() + SLOT_LEASE_S
+        while True:
+            try:
+                await self.client.release_concurrency_slots_with_lease(lease_id=lease)
+                return
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code not in _BUSY or time.monotonic() > deadline:
+                    return
+            await asyncio.sleep(self.retry_s)
 
     async def _wait_for_room(self, timeout_s: float) -> None:
         # Cleared before the refused take: a slot that came back since then ends this wait.
