@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import hashlib
 import logging
 import os
@@ -27,6 +28,7 @@ from typing import IO
 
 import fsspec
 import httpx
+from fsspec.implementations.local import LocalFileSystem
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict
 
@@ -243,7 +245,13 @@ def _remove_parts_of_dead_writers(fs: fsspec.AbstractFileSystem, final: str) -> 
     """Remove the parts of ``final`` left by processes of this host that are gone (killed while
     writing it); a live writer's part, or another host's, is left alone."""
     host = socket.gethostname()
-    for part in fs.glob(f"{final}.{host}-*.part"):
+    if isinstance(fs, LocalFileSystem):
+        # fsspec's local glob stats every file in the folder: once per output written, that
+        # made a batch quadratic (500 outputs: 15 % of the run's CPU). Python's lists it only.
+        parts = glob.glob(f"{glob.escape(f'{final}.{host}-')}*.part")
+    else:
+        parts = fs.glob(f"{final}.{host}-*.part")  # an object store lists by prefix
+    for part in parts:
         pid = part[len(f"{final}.{host}-") :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
