@@ -110,14 +110,14 @@ async def _slots(
     waiting: Callable[[str | None], None],
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> AsyncIterator[TeamSlots | None]:
-    """This run's share of the team's limit ``name`` (None without one), with ``occupy`` slots
-    taken up front; the run takes one more per job and gives it back when the job ends."""
+    """This run's share of the team's limit ``name`` (None without one), with up to ``occupy``
+    slots taken up front in one request (as many as the limit has room for; see
+    ``TeamSlots.reserve``); each job takes a slot and gives it back when it ends."""
     if not name:
         yield None
         return
     async with TeamSlots(name, waiting, logger) as team:
-        for _ in range(occupy):
-            await team.take()
+        await team.reserve(occupy)
         yield team
 
 
@@ -152,10 +152,12 @@ class PrefectSteps:
 
     @contextlib.asynccontextmanager
     async def holding(
-        self, slots: JobSlots, waiting: Callable[[str | None], None]
+        self, slots: JobSlots, waiting: Callable[[str | None], None], jobs: int
     ) -> AsyncIterator[None]:
         """Each job's slot is also a slot of the team's limit, taken at its submit and given
-        back when it ends: concurrent runs share the ceiling instead of queueing for it."""
-        async with _slots(self.concurrency_limit, 0, waiting, self._logger) as team:
+        back when it ends: concurrent runs share the ceiling instead of queueing for it. The
+        slots the first submits need are taken at once, before the shards' tasks start."""
+        first = min(slots.limit, jobs)
+        async with _slots(self.concurrency_limit, first, waiting, self._logger) as team:
             with slots.sharing(team) if team is not None else contextlib.nullcontext():
                 yield

@@ -11,6 +11,16 @@ round trips of ~40-50 ms, and a take sent before the release landed was refused 
 Only a slot nobody here wants in that window goes back to the limit, where the other runs
 waiting for one take it; so a run with more work keeps its slots until its work runs out.
 
+Submits waiting at the same moment (a batch starting, its shards all ramping up) are served by
+one take of as many slots (at most ``MAX_SLOTS_PER_TAKE``) under one lease: a batch of 1000 took
+its first 50 slots one request at a time, most answered "busy" by a SQLite server that was
+writing the run's new task runs, and its first jobs waited ~3 s. So a run also takes the slots
+its first submits need (``reserve``) in one request before its shards' tasks start, while the
+server is calm; if the limit has not that much room, its submits take theirs as they come.
+A lease goes back whole, once
+none of its slots is in use: jobs give back slots of the emptiest lease and submits take from
+the fullest, so at most one lease at a time holds slots nobody uses.
+
 Lease calls are asked again 50 ms after a "busy" answer instead of after Prefect's client's own
 2 s, then 4 s: a SQLite-backed server answers 503 at once while another write holds its database
 (``SQLITE_BUSY_SNAPSHOT``), which the flow's own task runs, logs and artifacts make likely just
@@ -20,15 +30,15 @@ through the ``Retry-After`` a response hook gives a bare 503. A server still bus
 (a flood of writes: 1000 inputs in one run did it) is asked again every 0.5 s, a take like a
 full limit and a release in the background, for as long as a lease lasts.
 
-Each slot is a lease of its own (``SLOT_LEASE_S``), renewed in one loop for all of them while
-the run lives: the slots of a killed run come back when their leases run out.
+Each lease (``SLOT_LEASE_S``) is renewed in one loop for all of them while the run lives: the
+slots of a killed run come back when its leases run out.
 
 Written on the client's lease calls rather than ``prefect.concurrency.asyncio.concurrency``:
 that context manager starts a renewal thread per acquisition and, when the limit is full, sleeps
 for the server's ``Retry-After``; a run holding tens of slots wants one renewal loop, and a
 waiting submit wants to try again as soon as one of its own slots comes back. Takes from the
 server are serialized within a run, as Prefect's own acquisition service does, so a run asks
-the server one slot at a time instead of all its submits polling at once. Measured against the
+the server once at a time instead of all its submits polling at once. Measured against the
 stack's PostgreSQL-backed server on a loaded 2-core machine: ~40-50 ms per take, and four takes
 at once were no faster per slot (the server is the limit, not the round trip); see README,
 "Scaling out".
@@ -41,6 +51,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
@@ -55,6 +66,8 @@ the shortest lease Prefect's server grants (its default is 300 s). A live run re
 every ``SLOT_LEASE_S / 4``; a killed one's slots come back after this, plus the server's sweep
 for expired leases (``PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS``, 15 s by default)."""
 
+MAX_SLOTS_PER_TAKE = 16
+"""The most slots one take asks for (the submits waiting at that moment, up to this)."""
 HANDOVER_S = 0.05
 """How long a slot given back waits for this run's next submit before it is released: a
 submit waiting for a slot takes it on the event loop's next turns."""
@@ -72,8 +85,17 @@ async def _busy_is_asked_soon(response: httpx.Response) -> None:
         response.headers["Retry-After"] = BUSY_RETRY_AFTER_S
 
 
+@dataclass
+class _Lease:
+    """Slots of the limit taken in one request, given back together."""
+
+    id: UUID
+    slots: int
+    in_use: int = 0
+
+
 class TeamSlots:
-    """One run's slots of the global concurrency limit ``name``: one lease per job in flight.
+    """One run's slots of the global concurrency limit ``name``: one slot per job in flight.
 
     Args:
         name: The global concurrency limit (it must exist: ``flows.upscale.team_ceiling``).
@@ -100,10 +122,9 @@ class TeamSlots:
         self.waiting = waiting
         self.logger = logger
         self.retry_s = retry_s
-        self.in_use: list[UUID] = []
-        """The leases of this run's jobs in flight, one slot each."""
-        self.spare: list[UUID] = []
-        """Leases given back by ended jobs, kept for ``HANDOVER_S`` for the next submit."""
+        self.leases: dict[UUID, _Lease] = {}
+        """The leases this run holds now; their slots not in use wait for its next submits."""
+        self._wanted = 0
         self._taking = asyncio.Lock()
         self._given_back = asyncio.Event()
         self._releasing: set[asyncio.Task[None]] = set()
@@ -126,79 +147,117 @@ class TeamSlots:
     ) -> None:
         try:
             await asyncio.gather(*self._releasing, return_exceptions=True)
-            leases = self.leases
-            self.in_use, self.spare = [], []
+            leases, self.leases = list(self.leases), {}
             await asyncio.gather(*(self._release(lease) for lease in leases))
         finally:
             await self._stack.aclose()
-
-    @property
-    def leases(self) -> list[UUID]:
-        """Every lease this run holds now: its jobs' and the spare ones."""
-        return [*self.in_use, *self.spare]
 
     @property
     def client(self) -> PrefectClient:
         assert self._client is not None, "enter TeamSlots first"
         return self._client
 
+    @property
+    def in_use(self) -> int:
+        """Slots held by this run's jobs in flight."""
+        return sum(lease.in_use for lease in self.leases.values())
+
+    async def reserve(self, slots: int) -> None:
+        """Take ``slots`` at once for this run's next submits, in one lease; none if the limit
+        has not that much room (each submit then takes its own, waiting if need be)."""
+        if slots < 1:
+            return
+        async with self._taking:
+            try:
+                response = await self.client.increment_concurrency_slots_with_lease(
+                    names=[self.name], slots=slots, mode="concurrency", lease_duration=SLOT_LEASE_S
+                )
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code in (_LOCKED, *_BUSY):
+                    return
+                raise
+            granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+            self.leases[granted.lease_id] = _Lease(granted.lease_id, slots)
+
     async def take(self) -> None:
         """Take one slot, waiting as long as the limit is full."""
-        async with self._taking:
-            started: float | None = None
-            busy_since: float | None = None
-            reported = False
-            while True:
-                if self.spare:
-                    self.in_use.append(self.spare.pop())
-                    break
-                self._given_back.clear()
-                try:
-                    response = await self.client.increment_concurrency_slots_with_lease(
-                        names=[self.name], slots=1, mode="concurrency", lease_duration=SLOT_LEASE_S
-                    )
-                except httpx.HTTPStatusError as error:
-                    if error.response.status_code in _BUSY:
-                        # Still busy after the client's quick retries (a flood of writes on
-                        # SQLite): asked again like a full limit, for as long as a lease lasts.
-                        busy_since = busy_since or time.monotonic()
-                        if time.monotonic() - busy_since > SLOT_LEASE_S:
-                            raise
-                        await self._wait_for_room(self.retry_s)
-                        continue
-                    if error.response.status_code != _LOCKED:
-                        raise
-                    if started is None:
-                        started = time.monotonic()
-                    if not reported and not self.in_use:
-                        reported = await self._report_waiting()
-                    retry_after = float(error.response.headers.get("Retry-After", self.retry_s))
-                    await self._wait_for_room(min(retry_after, self.retry_s))
-                    continue
-                granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
-                self.in_use.append(granted.lease_id)
+        self._wanted += 1
+        try:
+            async with self._taking:
+                await self._take()
+        finally:
+            self._wanted -= 1
+
+    async def _take(self) -> None:
+        started: float | None = None
+        busy_since: float | None = None
+        reported = False
+        one_at_a_time = False
+        while True:
+            if (room := self._fullest_with_room()) is not None:
+                room.in_use += 1
                 break
-            if reported and started is not None:
-                self.logger.info(
-                    "Got 1 slot(s) of %r after %.0f s", self.name, time.monotonic() - started
+            self._given_back.clear()
+            wanted = 1 if one_at_a_time else min(self._wanted, MAX_SLOTS_PER_TAKE)
+            try:
+                response = await self.client.increment_concurrency_slots_with_lease(
+                    names=[self.name],
+                    slots=wanted,
+                    mode="concurrency",
+                    lease_duration=SLOT_LEASE_S,
                 )
-                self.waiting(None)
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code in _BUSY:
+                    # Still busy after the client's quick retries (a flood of writes on
+                    # SQLite): asked again like a full limit, for as long as a lease lasts.
+                    busy_since = busy_since or time.monotonic()
+                    if time.monotonic() - busy_since > SLOT_LEASE_S:
+                        raise
+                    await self._wait_for_room(self.retry_s)
+                    continue
+                if error.response.status_code != _LOCKED:
+                    raise
+                if wanted > 1:
+                    one_at_a_time = True  # fewer than that are free: one may be
+                    continue
+                if started is None:
+                    started = time.monotonic()
+                if not reported and not self.in_use:
+                    reported = await self._report_waiting()
+                retry_after = float(error.response.headers.get("Retry-After", self.retry_s))
+                await self._wait_for_room(min(retry_after, self.retry_s))
+                continue
+            granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+            self.leases[granted.lease_id] = _Lease(granted.lease_id, wanted, in_use=1)
+            break
+        if reported and started is not None:
+            self.logger.info(
+                "Got 1 slot(s) of %r after %.0f s", self.name, time.monotonic() - started
+            )
+            self.waiting(None)
+
+    def _fullest_with_room(self) -> _Lease | None:
+        with_room = [lease for lease in self.leases.values() if lease.in_use < lease.slots]
+        return max(with_room, key=lambda lease: lease.in_use, default=None)
 
     def give_back(self) -> None:
         """Give one slot back (its job ended, or its submit created nothing): to this run's
-        next submit if one comes within ``HANDOVER_S``, else to the limit."""
-        if not self.in_use:
+        next submit if one comes within ``HANDOVER_S``, else, once none of its lease's slots
+        is in use, to the limit."""
+        used = [lease for lease in self.leases.values() if lease.in_use > 0]
+        if not used:
             return
-        lease = self.in_use.pop()
-        self.spare.append(lease)
-        asyncio.get_running_loop().call_later(HANDOVER_S, self._release_if_spare, lease)
+        emptiest = min(used, key=lambda lease: lease.in_use)
+        emptiest.in_use -= 1
+        if emptiest.in_use == 0:
+            asyncio.get_running_loop().call_later(HANDOVER_S, self._release_if_unused, emptiest)
         self._given_back.set()
 
-    def _release_if_spare(self, lease: UUID) -> None:
-        if lease not in self.spare:
-            return  # handed over to a submit
-        self.spare.remove(lease)
-        releasing = asyncio.ensure_future(self._release(lease))
+    def _release_if_unused(self, lease: _Lease) -> None:
+        if lease.in_use > 0 or self.leases.get(lease.id) is not lease:
+            return  # taken again by a submit, or given back already
+        del self.leases[lease.id]
+        releasing = asyncio.ensure_future(self._release(lease.id))
         self._releasing.add(releasing)
         releasing.add_done_callback(self._released)
 

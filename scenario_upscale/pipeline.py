@@ -252,9 +252,9 @@ class StepRunner(Protocol):
         ...
 
     def holding(
-        self, slots: JobSlots, waiting: Callable[[str | None], None]
+        self, slots: JobSlots, waiting: Callable[[str | None], None], jobs: int
     ) -> AbstractAsyncContextManager[None]:
-        """Held while this run's jobs are submitted and run: where ``slots`` also takes each
+        """Held while this run's ``jobs`` are submitted and run: where ``slots`` also takes each
         job's slot from a ceiling shared with other runs (``JobSlots.sharing``); ``waiting`` is
         told what the run waits for while it has no slot at all (and None once it has one)."""
         ...
@@ -272,7 +272,7 @@ class PlainSteps:
         return None
 
     def holding(
-        self, slots: JobSlots, waiting: Callable[[str | None], None]
+        self, slots: JobSlots, waiting: Callable[[str | None], None], jobs: int
     ) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
 
@@ -321,7 +321,8 @@ async def run_pipeline(
         total = check_budget(prices, options.max_creative_units, plan.items)
         runner.logger.info("Dry run: %g creative units for %d new job(s)", total, len(prices))
     try:
-        async with runner.holding(session.submitter.slots, session.counter.waiting):
+        slots = session.submitter.slots
+        async with runner.holding(slots, session.counter.waiting, len(plan.items)):
             groups = await asyncio.gather(
                 *(_run_shard(session, s, runner) for s in shards(plan.items, options.shard_size))
             )
