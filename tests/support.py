@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +26,18 @@ from scenario_upscale.retry import RetryPolicy
 
 FAST_POLL = PollPolicy(first_interval_s=0.2, min_interval_s=0.1, max_interval_s=1.0)
 FAST_RETRY = RetryPolicy(attempts=5, base_delay_s=0.05, max_delay_s=0.5, max_server_wait_s=2)
+
+
+def apt_install(package: str) -> str | None:
+    """Install Debian's ``package`` (CI runs on a clean machine, as root); ``None`` when done,
+    else why it could not be, for the skip message."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return f"{package} is missing and apt-get as root is not available to install it"
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", package]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            return f"`{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
+    return None
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int] = (40, 30)) -> list[Path]:

@@ -8,8 +8,6 @@ container); where that is impossible the tests are skipped, saying why.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from commands.prefect_runtime import LocalPrefectServer, find_free_port
 from tests.prefect_server import CLIENT_SETTINGS, SERVER_SETTINGS
+from tests.support import apt_install
 
 CHROMIUM = "/usr/bin/chromium"
 UI_STARTUP_TIMEOUT_S = 240.0
@@ -31,21 +30,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _install_chromium() -> str | None:
-    """Install Debian's chromium; ``None`` when done, else why it could not be."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return "Chromium is missing and apt-get as root is not available to install it"
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-        if done.returncode != 0:
-            return f"`{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
-    return None
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Chromium (installed if missing), headless, without network chatter of its own."""
-    if not Path(CHROMIUM).exists() and (why := _install_chromium()):
+    if not Path(CHROMIUM).exists() and (why := apt_install("chromium")):
         pytest.skip(why)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

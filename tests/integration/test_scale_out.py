@@ -4,8 +4,8 @@ One stack for the module (``commands.stack.LocalStack``: PostgreSQL in a tempora
 Prefect server on it, the pool and two workers that each run one flow run at a time, so shards
 spread over both) and one emulator of its own with short jobs and a ceiling of ``CEILING`` jobs
 in flight. The flows run as they would across machines: a driver process (the parent flow, or
-``run_deployment`` calls) against the stack's API, the shards on the workers. Skipped only
-where PostgreSQL cannot be started.
+``run_deployment`` calls) against the stack's API, the shards on the workers. PostgreSQL is
+installed with apt when it is missing; skipped only where that is impossible, or it cannot start.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from commands.stack import LocalStack, PostgresUnavailable
+from commands.stack import LocalStack, PostgresUnavailable, postgres_bin
 from flows.reporting import BATCH_COMPLETED, RESULTS_ARTIFACT_KEY
 from scenario_upscale.batch import BatchReport
 from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
 from scenario_upscale.emulator.stats import EmulatorStats
-from tests.support import write_images
+from tests.support import apt_install, write_images
 
 CEILING = 6
 """The emulator's concurrency ceiling, and the team's global concurrency limit."""
@@ -83,6 +83,11 @@ def scale_emulator() -> Iterator[EmulatorServer]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    try:
+        postgres_bin()
+    except PostgresUnavailable:
+        if why := apt_install("postgresql"):
+            pytest.skip(f"PostgreSQL is not installed and could not be: {why}")
     try:
         local = LocalStack(tmp_path_factory.mktemp("stack"), workers=2, runs_per_worker=1)
         local.start()
