@@ -137,8 +137,8 @@ def _submitted(page: Page, ui_server: UIServer, deployment_id: str) -> FlowRun:
     """Submit the form: the run it created (the first, if a second click made two).
 
     The click is made again while, after ``CLICK_AGAIN_S``, no run exists and the form is still
-    shown: twice in about fifteen runs on a loaded machine, a click landed while the form was
-    still settling, and the page stayed on the form with no run created (the UI is Prefect's).
+    shown: twice in about fifteen runs on a loaded machine the page stayed on the form after the
+    click and no run was created (the UI is Prefect's; why was not seen).
     """
     submit = page.get_by_role("button", name="Submit")
     deadline = time.monotonic() + PATIENCE_S
