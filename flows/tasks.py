@@ -110,8 +110,8 @@ async def _slots(
     waiting: Callable[[str | None], None],
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> AsyncIterator[TeamSlots | None]:
-    """This run's share of the team's limit ``name`` (None without one), with up to ``occupy``
-    slots taken up front in one request (as many as the limit has room for; see
+    """This run's share of the team's limit ``name`` (None without one), with ``occupy`` slots
+    taken up front in one request (or none if the limit has not that much room; see
     ``TeamSlots.reserve``); each job takes a slot and gives it back when it ends."""
     if not name:
         yield None
