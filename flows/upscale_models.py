@@ -126,19 +126,24 @@ class GeminiUpscale(_Choice):
     seed: Seed = None
 
 
-class SeedVR2Image(_Choice):
-    """SeedVR2 image upscale (ByteDance): by a factor or to a resolution."""
+class _SeedVR2(_Choice):
+    """What SeedVR2's image and video upscales share: by a factor or to a resolution."""
 
-    model_config = ConfigDict(title="SeedVR2")
-    model_id: Literal["model_seedvr-2-upscale-image"] = Field(
-        default="model_seedvr-2-upscale-image", title="Model"
-    )
     upscaleMode: Literal["factor", "target"] = Field(
         default="factor", title="Mode (factor, or target resolution)"
     )
     upscaleFactor: float = Field(default=2, ge=2, le=10, title="Upscale factor (2-10)")
     targetResolution: Resolution = Field(default="1080p", title="Target resolution")
     noiseScale: float = Field(default=0.1, ge=0, le=1, title="Noise (0-1)")
+
+
+class SeedVR2Image(_SeedVR2):
+    """SeedVR2 image upscale (ByteDance): by a factor or to a resolution."""
+
+    model_config = ConfigDict(title="SeedVR2")
+    model_id: Literal["model_seedvr-2-upscale-image"] = Field(
+        default="model_seedvr-2-upscale-image", title="Model"
+    )
     seed: Seed = None
 
 
@@ -256,19 +261,13 @@ class Recraft(_Choice):
     )
 
 
-class SeedVR2Video(_Choice):
+class SeedVR2Video(_SeedVR2):
     """SeedVR2 video upscale (ByteDance)."""
 
     model_config = ConfigDict(title="SeedVR2")
     model_id: Literal["model_seedvr-2-upscale-video"] = Field(
         default="model_seedvr-2-upscale-video", title="Model"
     )
-    upscaleMode: Literal["factor", "target"] = Field(
-        default="factor", title="Mode (factor, or target resolution)"
-    )
-    upscaleFactor: float = Field(default=2, ge=2, le=10, title="Upscale factor (2-10)")
-    targetResolution: Resolution = Field(default="1080p", title="Target resolution")
-    noiseScale: float = Field(default=0.1, ge=0, le=1, title="Noise (0-1)")
     outputQuality: VideoQuality = Field(default="high", title="Output quality")
     outputWriteMode: VideoWriteMode = Field(default="balanced", title="Output write mode")
     seed: Seed = None
