@@ -169,15 +169,10 @@ class TeamSlots:
             return
         async with self._taking:
             try:
-                response = await self.client.increment_concurrency_slots_with_lease(
-                    names=[self.name], slots=slots, mode="concurrency", lease_duration=SLOT_LEASE_S
-                )
+                await self._new_lease(slots)
             except httpx.HTTPStatusError as error:
-                if error.response.status_code in (_LOCKED, *_BUSY):
-                    return
-                raise
-            granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
-            self.leases[granted.lease_id] = _Lease(granted.lease_id, slots)
+                if error.response.status_code not in (_LOCKED, *_BUSY):
+                    raise
 
     async def take(self) -> None:
         """Take one slot, waiting as long as the limit is full."""
@@ -200,12 +195,7 @@ class TeamSlots:
             self._given_back.clear()
             wanted = 1 if one_at_a_time else min(self._wanted, MAX_SLOTS_PER_TAKE)
             try:
-                response = await self.client.increment_concurrency_slots_with_lease(
-                    names=[self.name],
-                    slots=wanted,
-                    mode="concurrency",
-                    lease_duration=SLOT_LEASE_S,
-                )
+                lease = await self._new_lease(wanted)
             except httpx.HTTPStatusError as error:
                 if error.response.status_code in _BUSY:
                     # Still busy after the client's quick retries (a flood of writes on
@@ -227,14 +217,22 @@ class TeamSlots:
                 retry_after = float(error.response.headers.get("Retry-After", self.retry_s))
                 await self._wait_for_room(min(retry_after, self.retry_s))
                 continue
-            granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
-            self.leases[granted.lease_id] = _Lease(granted.lease_id, wanted, in_use=1)
+            lease.in_use = 1
             break
         if reported and started is not None:
             self.logger.info(
                 "Got 1 slot(s) of %r after %.0f s", self.name, time.monotonic() - started
             )
             self.waiting(None)
+
+    async def _new_lease(self, slots: int) -> _Lease:
+        """``slots`` of the limit taken in one request, under a lease now this run's."""
+        response = await self.client.increment_concurrency_slots_with_lease(
+            names=[self.name], slots=slots, mode="concurrency", lease_duration=SLOT_LEASE_S
+        )
+        granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+        lease = self.leases[granted.lease_id] = _Lease(granted.lease_id, slots)
+        return lease
 
     def _fullest_with_room(self) -> _Lease | None:
         with_room = [lease for lease in self.leases.values() if lease.in_use < lease.slots]
