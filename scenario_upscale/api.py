@@ -300,9 +300,16 @@ class ScenarioClient:
         self.project_id = project_id
         self.retry = retry or RetryPolicy()
         self._strict = strict_responses
+        # Here, not with the package: aiohttp takes a quarter of a second to import.
+        from scenario_upscale.transport import AiohttpTransportAsHttpx
+
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
-        self._http = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            limits=limits,
+            transport=transport or AiohttpTransportAsHttpx(limits=limits),
+        )
         self._sdk = AsyncScenario(
             api_key=api_key,
             api_secret=api_secret,
@@ -314,7 +321,10 @@ class ScenarioClient:
         )
         # Signed URLs (CDN downloads, presigned part uploads) must not carry our credentials.
         self.cdn = httpx.AsyncClient(
-            timeout=timeout, limits=limits, transport=transport, follow_redirects=True
+            timeout=timeout,
+            limits=limits,
+            transport=transport or AiohttpTransportAsHttpx(limits=limits),
+            follow_redirects=True,
         )
         self._models: dict[str, ModelSpec] = {}
 

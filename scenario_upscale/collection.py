@@ -40,6 +40,7 @@ class Collector:
         self.progress = progress
         self.target = target
         self._watching = watching
+        self._left_parts = storage.LeftParts()
 
     async def wait(self, submitted: SubmittedItem) -> SubmittedItem | ItemResult:
         """Wait until the job is terminal; a success comes back with its final job."""
@@ -130,4 +131,5 @@ class Collector:
             # The client's backoff: a paid output is worth outlasting a flaky CDN for.
             policy=self.client.retry,
             budget_s=self.download_budget_s,
+            left_parts=self._left_parts,
         )

@@ -157,6 +157,7 @@ async def download(
     alternative: str | None = None,
     policy: RetryPolicy | None = None,
     budget_s: float = 120.0,
+    left_parts: LeftParts | None = None,
 ) -> StoredOutput:
     """Stream ``asset`` to ``destination`` atomically and check it.
 
@@ -171,6 +172,7 @@ async def download(
         policy: The backoff between tries after a transient network or server error.
         budget_s: How long transient errors are outlasted before the output is reported
             undelivered (``retry.DownloadRetry``).
+        left_parts: The batch's record of killed writers' parts (see ``staged``).
 
     Raises:
         DownloadFailed: if the bytes never arrived whole, or are not what the asset announced.
@@ -180,7 +182,7 @@ async def download(
     async def once() -> StoredOutput:
         nonlocal url
         try:
-            return await _fetch_to(cdn, url, asset, destination, alternative)
+            return await _fetch_to(cdn, url, asset, destination, alternative, left_parts)
         except _Expired:
             log.info("signed URL for %s expired; asking for a fresh one", asset.id)
             url = await refresh_url(asset.id)
@@ -241,21 +243,47 @@ class Staged:
 _WRITER = f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _remove_parts_of_dead_writers(fs: fsspec.AbstractFileSystem, final: str) -> None:
-    """Remove the parts of ``final`` left by processes of this host that are gone (killed while
-    writing it); a live writer's part, or another host's, is left alone."""
-    host = socket.gethostname()
-    if isinstance(fs, LocalFileSystem):
-        # fsspec's local glob stats every file in the folder: once per output written, that
-        # made a batch quadratic (500 outputs: 15 % of the run's CPU). Python's lists it only.
-        parts = glob.glob(f"{glob.escape(f'{final}.{host}-')}*.part")
-    else:
-        parts = fs.glob(f"{final}.{host}-*.part")  # an object store lists by prefix
-    for part in parts:
-        pid = part[len(f"{final}.{host}-") :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+class LeftParts:
+    """The parts left by writers of this host that are gone (killed while writing), removed as
+    the outputs they were for are written whole. A live writer's part, or another host's, is
+    left alone.
+
+    Each folder is listed once, at its first output, not after every output: that made a batch
+    quadratic in its outputs (a 1000-output folder listed 1000 times was 9 % of the engine's
+    CPU per job). Keep one per batch: a writer killed after the listing leaves its part to the
+    next batch, whose rerun of that output is the one that clears it.
+    """
+
+    def __init__(self) -> None:
+        self._by_folder: dict[str, dict[str, list[str]]] = {}
+
+    def remove_for(self, fs: fsspec.AbstractFileSystem, final: str) -> None:
+        """Remove the dead writers' parts of ``final``."""
+        folder = final.rsplit("/", 1)[0] if "/" in final else ""
+        left = self._by_folder.get(folder)
+        if left is None:
+            left = self._by_folder[folder] = _parts_of_dead_writers(fs, folder)
+        for part in left.pop(final, []):
             with contextlib.suppress(FileNotFoundError):
                 fs.rm(part)
+
+
+def _parts_of_dead_writers(fs: fsspec.AbstractFileSystem, folder: str) -> dict[str, list[str]]:
+    """The parts in ``folder`` of this host's writers that are gone, by the output they were for."""
+    host = socket.gethostname()
+    pattern = f"*.{host}-*.part"
+    if isinstance(fs, LocalFileSystem):
+        # fsspec's local glob stats every file of the folder; Python's only lists it.
+        parts = glob.glob(os.path.join(glob.escape(folder), pattern) if folder else pattern)
+    else:
+        parts = fs.glob(f"{folder}/{pattern}" if folder else pattern)  # one listing by prefix
+    left: dict[str, list[str]] = {}
+    for part in parts:
+        final, _, writer = part.removesuffix(".part").rpartition(f".{host}-")
+        pid = writer.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            left.setdefault(final, []).append(part)
+    return left
 
 
 def _alive(pid: int) -> bool:
@@ -269,10 +297,12 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def staged(location: str) -> Iterator[Staged]:
+def staged(location: str, left_parts: LeftParts | None = None) -> Iterator[Staged]:
     """Write ``<location>.part``, then move it to its final place if the block ends normally;
     on an exception it is removed. A reader, or a crash, never sees half a file under the final
     name. On a local disk the move is an atomic rename; object stores have no partial objects.
+    Then the parts of ``location`` that killed writers left are removed (``left_parts``: the
+    batch's, so that its folders are listed once).
 
     Example:
         >>> with staged("memory://doc/staged.txt") as out:
@@ -289,7 +319,7 @@ def staged(location: str) -> Iterator[Staged]:
     try:
         yield target
         fs.mv(target.part, target.final)
-        _remove_parts_of_dead_writers(fs, target.final)
+        (left_parts or LeftParts()).remove_for(fs, target.final)
     finally:
         if fs.exists(target.part):
             fs.rm(target.part)
@@ -302,9 +332,14 @@ def write_whole(location: str, data: bytes) -> None:
 
 
 async def _fetch_to(
-    cdn: httpx.AsyncClient, url: str, asset: Asset, dest: str, alternative: str | None
+    cdn: httpx.AsyncClient,
+    url: str,
+    asset: Asset,
+    dest: str,
+    alternative: str | None,
+    left_parts: LeftParts | None,
 ) -> StoredOutput:
-    with staged(dest) as out:
+    with staged(dest, left_parts) as out:
         stored = await _stream_to_part(cdn, url, asset, out.fs, out.part, dest)
         if out.fs.isfile(out.final) and _sha256_of(out.fs, out.final) != stored.sha256:
             if alternative is None:

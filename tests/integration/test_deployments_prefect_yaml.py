@@ -43,7 +43,10 @@ def prefect(server: PrefectTestServer, *args: str) -> subprocess.CompletedProces
 
 @pytest.fixture
 def api(prefect_server: PrefectTestServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=prefect_server.api_url, timeout=10) as client:
+    # A new connection per request: the server closes one left idle through `prefect deploy`
+    # (uvicorn's 5 s keep-alive), and a request racing that close was reset (seen once).
+    no_keep_alive = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=prefect_server.api_url, timeout=10, limits=no_keep_alive) as client:
         yield client
 
 

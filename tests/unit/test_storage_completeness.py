@@ -182,3 +182,37 @@ def test_a_finished_write_clears_the_parts_of_killed_writers_but_not_of_live_one
     assert final.read_bytes() == b"whole"
     assert not dead.exists()
     assert live.exists() and other_host.exists()
+
+
+def test_a_batch_lists_each_folder_once_for_the_parts_of_killed_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import glob
+    import socket
+    import subprocess
+    import sys
+
+    from scenario_upscale import storage
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    host = socket.gethostname()
+    finals = [tmp_path / "a" / f"tile{i}@x2.png" for i in range(3)] + [tmp_path / "b" / "x.png"]
+    dead = [final.with_name(f"{final.name}.{host}-{gone}-abcd1234.part") for final in finals]
+    for part in dead:
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(b"half")
+    listings: list[str] = []
+    real_glob = glob.glob
+    monkeypatch.setattr(glob, "glob", lambda p, **kw: listings.append(p) or real_glob(p, **kw))
+
+    left = storage.LeftParts()
+    for final in finals:
+        with storage.staged(str(final), left) as out, out.fs.open(out.part, "wb") as handle:
+            handle.write(b"whole")
+    assert [p.exists() for p in dead] == [False] * 4
+    assert len(listings) == 2  # folders a and b, once each
