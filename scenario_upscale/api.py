@@ -51,6 +51,7 @@ from scenario_upscale.retry import (
     RetryPolicy,
     retry,
 )
+from scenario_upscale.transport import AiohttpTransportAsHttpx
 
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
 BASE64_UPLOAD_LIMIT = int(3.5 * 1024 * 1024)
@@ -300,9 +301,6 @@ class ScenarioClient:
         self.project_id = project_id
         self.retry = retry or RetryPolicy()
         self._strict = strict_responses
-        # Here, not with the package: aiohttp takes a quarter of a second to import.
-        from scenario_upscale.transport import AiohttpTransportAsHttpx
-
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         self._http = httpx.AsyncClient(

@@ -14,9 +14,7 @@ error raised by a streamed request body (an input that changed while it was read
 as a failed send. Here each becomes the ``httpx.TransportError`` httpx would raise, and the
 body's own error is raised as itself. A proxy from the environment is still honoured: httpx
 mounts its own transport for it.
-
-``ScenarioClient`` imports this module when it is built, not with the package: aiohttp takes a
-quarter of a second to import.
+Its cost: aiohttp is imported with the SDK (about 0.2 s), which looks for httpx-aiohttp then.
 """
 
 from __future__ import annotations
