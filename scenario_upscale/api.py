@@ -51,7 +51,7 @@ from scenario_upscale.retry import (
     RetryPolicy,
     retry,
 )
-from scenario_upscale.transport import AiohttpTransportAsHttpx
+from scenario_upscale.transport import AiohttpTransportAsHttpx, CookielessClient
 
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
 BASE64_UPLOAD_LIMIT = int(3.5 * 1024 * 1024)
@@ -303,7 +303,7 @@ class ScenarioClient:
         self._strict = strict_responses
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
-        self._http = httpx.AsyncClient(
+        self._http = CookielessClient(
             timeout=timeout,
             limits=limits,
             transport=transport or AiohttpTransportAsHttpx(limits=limits),
@@ -318,7 +318,7 @@ class ScenarioClient:
             _strict_response_validation=strict_responses,
         )
         # Signed URLs (CDN downloads, presigned part uploads) must not carry our credentials.
-        self.cdn = httpx.AsyncClient(
+        self.cdn = CookielessClient(
             timeout=timeout,
             limits=limits,
             transport=transport or AiohttpTransportAsHttpx(limits=limits),

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from commands.prefect_runtime import find_free_port
-from scenario_upscale.transport import AiohttpTransportAsHttpx
+from scenario_upscale.transport import AiohttpTransportAsHttpx, CookielessClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -96,3 +96,32 @@ def test_an_error_of_a_streamed_body_reaches_the_caller_as_itself() -> None:
 def test_an_answer_is_read_whole() -> None:
     response = asyncio.run(_request(_ok, content=b"hello"))
     assert (response.status_code, response.content) == (200, b"ok")
+
+
+def test_the_client_keeps_no_cookie_the_server_sets() -> None:
+    seen: list[bytes] = []
+
+    async def set_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            seen.append(head)
+            writer.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: s=1; Path=/\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+
+    async def twice() -> None:
+        port = find_free_port()
+        server = await asyncio.start_server(set_cookie, "127.0.0.1", port)
+        try:
+            async with CookielessClient(transport=AiohttpTransportAsHttpx()) as client:
+                for _ in range(2):
+                    (await client.get(f"http://127.0.0.1:{port}/")).raise_for_status()
+                assert not client.cookies
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(twice())
+    assert len(seen) == 2 and b"cookie:" not in seen[1].lower()
