@@ -8,11 +8,12 @@ creative units), the downloads and the files left in the output folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import SplitResult, urlsplit
@@ -26,6 +27,7 @@ from commands.prefect_runtime import PrefectAPI, prefect_api
 if TYPE_CHECKING:  # Prefect is imported only once its server is starting (see run_demo).
     from scenario_upscale.batch import BatchReport
     from scenario_upscale.batch import Progress as BatchProgress
+    from scenario_upscale.emulator import EmulatorServer
 
 T = TypeVar("T")
 DEMO_BLOCK = "scenario"
@@ -47,24 +49,54 @@ def run_demo(images: int, inputs: Path, output: Path, job_seconds: float) -> int
     # Piped output (CI logs, `| tee`) gets a readable width instead of rich's 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=130)
     started = time.monotonic()
-    with console.status("Starting Prefect (a local server, recorded in your Prefect home)…"):
-        # Entered before Prefect is imported: the server starts while Prefect loads (-2.5 s).
-        api_context = prefect_api()
-        api = api_context.__enter__()
+    stack = contextlib.ExitStack()
     try:
-        return _run(console, api, images, inputs, output, job_seconds, started)
+        setup = _Setup(stack, images, inputs, job_seconds)
+        with console.status("Starting Prefect (a local server, recorded in your Prefect home)…"):
+            # Entered before Prefect is imported: the server starts while Prefect loads, and
+            # the emulator and the samples are readied while it boots.
+            api_context = prefect_api(meanwhile=setup.run)
+            api = api_context.__enter__()
+        stack.callback(_stop_prefect, console, api_context)
+        console.print(f"Prefect API: {api.api_url} ({api.source})")
+        console.print(f"{len(setup.sources)} sample images in [bold]{inputs}/[/]")
+        console.print(f"Scenario emulator: {setup.emulator.base_url}")
+        return _run(console, api, setup.emulator, inputs, output, started)
     finally:
-        with console.status("Stopping…"):
-            api_context.__exit__(None, None, None)
+        stack.close()
+
+
+def _stop_prefect(console: Console, api_context: AbstractContextManager[PrefectAPI]) -> None:
+    with console.status("Stopping…"):
+        api_context.__exit__(None, None, None)
+
+
+class _Setup:
+    """What the demo needs besides Prefect: the embedded emulator running (stopped by
+    ``stack``) and the sample images written."""
+
+    def __init__(
+        self, stack: contextlib.ExitStack, images: int, inputs: Path, job_seconds: float
+    ) -> None:
+        self.stack, self.images, self.inputs, self.job_seconds = stack, images, inputs, job_seconds
+        self.sources: list[Path] = []
+
+    def run(self) -> None:
+        import flows.upscale  # noqa: F401  (loaded now, while the server boots, not after it)
+        from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
+        from scenario_upscale.samples import write_samples
+
+        config = EmulatorConfig(job_duration_s=self.job_seconds)
+        self.emulator = self.stack.enter_context(EmulatorServer(config))
+        self.sources = write_samples(self.inputs, self.images)
 
 
 def _run(
     console: Console,
     api: PrefectAPI,
-    images: int,
+    emulator: EmulatorServer,
     inputs: Path,
     output: Path,
-    job_seconds: float,
     started: float,
 ) -> int:
     from blocks.credentials import ScenarioCredentials
@@ -72,46 +104,38 @@ def _run(
     from flows.states import BatchIncomplete
     from flows.upscale import upscale_batch
     from scenario_upscale.batch import BatchReport, UpscaleSpec
-    from scenario_upscale.emulator import EmulatorConfig, EmulatorServer
-    from scenario_upscale.samples import write_samples
 
-    console.print(f"Prefect API: {api.api_url} ({api.source})")
-    sources = write_samples(inputs, images)
-    console.print(f"{len(sources)} sample images in [bold]{inputs}/[/]")
-    config = EmulatorConfig(job_duration_s=job_seconds)
-    with EmulatorServer(config) as emulator:
-        console.print(f"Scenario emulator: {emulator.base_url}")
-        block = _demo_block_name()
-        ScenarioCredentials(
-            api_key=emulator.api_key, api_secret=emulator.api_secret, base_url=emulator.base_url
-        ).save(block, overwrite=True)
-        upscales = [UpscaleSpec(model_id=m, parameters=p) for m, p in DEMO_UPSCALES]
-        bar = Progress(
-            TextColumn("[bold]Upscaling"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[cu]:g} CU"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        task_id = bar.add_task("jobs", total=None, cu=0.0)
+    block = _demo_block_name()
+    ScenarioCredentials(
+        api_key=emulator.api_key, api_secret=emulator.api_secret, base_url=emulator.base_url
+    ).save(block, overwrite=True)
+    upscales = [UpscaleSpec(model_id=m, parameters=p) for m, p in DEMO_UPSCALES]
+    bar = Progress(
+        TextColumn("[bold]Upscaling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[cu]:g} CU"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task_id = bar.add_task("jobs", total=None, cu=0.0)
 
-        def show(p: BatchProgress) -> None:
-            bar.update(task_id, total=p.total, completed=p.done, cu=p.creative_units)
+    def show(p: BatchProgress) -> None:
+        bar.update(task_id, total=p.total, completed=p.done, cu=p.creative_units)
 
-        with bar, watching_progress(show):
-            state = asyncio.run(
-                as_coroutine(
-                    upscale_batch(
-                        inputs=str(inputs),
-                        target=str(output),
-                        upscales=upscales,
-                        credentials_block=block,
-                        return_state=True,
-                    )
+    with bar, watching_progress(show):
+        state = asyncio.run(
+            as_coroutine(
+                upscale_batch(
+                    inputs=str(inputs),
+                    target=str(output),
+                    upscales=upscales,
+                    credentials_block=block,
+                    return_state=True,
                 )
             )
-        stats = emulator.stats()
+        )
+    stats = emulator.stats()
     report = state.result(raise_on_failure=False)
     if isinstance(report, BatchIncomplete):  # some inputs failed: the report is still shown
         report = report.report

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, STDOUT, Popen
@@ -296,12 +296,20 @@ def _start_early(ui: bool) -> Popen[bytes] | None:
     return _spawn(command, LEASES_ON_DISK | dict(os.environ), DEVNULL)
 
 
+def _nothing() -> None:
+    return None
+
+
 @contextlib.contextmanager
-def prefect_api(*, ui: bool = True, startup_timeout: float = 120.0) -> Iterator[PrefectAPI]:
+def prefect_api(
+    *, ui: bool = True, startup_timeout: float = 120.0, meanwhile: Callable[[], object] = _nothing
+) -> Iterator[PrefectAPI]:
     """The configured API, else a local server's (reused or started); a quiet console.
 
     Enter it before importing Prefect for the early start. Prefect's console level is
-    ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` if set, else WARNING.
+    ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` if set, else WARNING. ``meanwhile`` is called
+    once, with Prefect imported, before waiting for a server that is starting: a command's own
+    start-up done there costs nothing while the server boots (several seconds).
     """
     with contextlib.ExitStack() as stack:
         early = _start_early(ui)
@@ -316,9 +324,10 @@ def prefect_api(*, ui: bool = True, startup_timeout: float = 120.0) -> Iterator[
         stack.callback(server.stop)
         if settings.api.url:
             server.stop()
+            meanwhile()
             api = PrefectAPI(settings.api.url, settings.ui_url, "configured", home)
         else:
-            api = _local(server, startup_timeout)
+            api = _local(server, startup_timeout, meanwhile)
         if api.source == "local-started":
             stack.callback(wait_until_recorded, api.api_url)
         stack.callback(drain_prefect_workers)  # before the server stops (LIFO)
@@ -327,13 +336,16 @@ def prefect_api(*, ui: bool = True, startup_timeout: float = 120.0) -> Iterator[
         yield api
 
 
-def _local(server: LocalPrefectServer, timeout: float) -> PrefectAPI:
+def _local(
+    server: LocalPrefectServer, timeout: float, meanwhile: Callable[[], object]
+) -> PrefectAPI:
     """Use the server on the local default address, or start one (on a free port if taken)."""
     default = server.url
     later = "prefect server start"
     if server.home != Path("~/.prefect").expanduser():
         later = f"PREFECT_HOME={shlex.quote(str(server.home))} {later}"
     importlib.import_module("prefect.flow_engine")  # while the server starts
+    meanwhile()
     if server.process is not None:
         try:
             server.wait_until_healthy(timeout)

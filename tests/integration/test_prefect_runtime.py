@@ -105,7 +105,9 @@ async def test_in_process_flow_run_is_recorded_on_the_server(
 
 
 def test_prefect_api_uses_a_configured_api(prefect_client_settings: PrefectTestServer) -> None:
-    with prefect_api() as api:
+    calls: list[str] = []
+    with prefect_api(meanwhile=lambda: calls.append("setup")) as api:
+        assert calls == ["setup"]
         assert api.source == "configured"
         assert api.api_url == prefect_client_settings.api_url
         assert api.server_log is None
@@ -157,7 +159,8 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     from commands.prefect_runtime import prefect_api
 
-    with prefect_api() as api:
+    calls = []
+    with prefect_api(meanwhile=lambda: calls.append("prefect" in sys.modules)) as api:
         from prefect import flow, get_run_logger, task
 
         @task
@@ -181,6 +184,7 @@ CHILD = textwrap.dedent(
             "result": state.result(),
             "live_url": api.ui_url_for_flow_run(run_id),
             "hint": api.view_hint(run_id),
+            "meanwhile": calls,
         }))
     """
 )
@@ -214,6 +218,7 @@ def _run_child(tmp_path: Path, home: Path, port: int) -> dict[str, Any]:
     assert proc.stderr == "", proc.stderr  # INFO logs went to the API, not the console
     report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["result"] == sum(2 * i for i in range(N_TASKS))
+    assert report["meanwhile"] == [True]  # called once, with Prefect imported
     return report
 
 

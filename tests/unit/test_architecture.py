@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,3 +37,24 @@ def test_the_readme_layout_table_names_every_package_and_engine_module() -> None
         m for m in modules if f"`{m}`" not in layout and f"`scenario_upscale/{m}`" not in layout
     ]
     assert not missing, f"README.md's layout table does not mention {missing}"
+
+
+def test_the_command_line_loads_neither_the_engine_nor_fastapi_nor_prefect_on_import() -> None:
+    # The demo starts its Prefect server first thing: ~3 s of imports before it delayed that.
+    heavy = ("scenario_sdk", "fastapi", "prefect")
+    code = f"import sys, commands.cli; print([m for m in {heavy} if m in sys.modules])"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["scenario_upscale", "scenario_upscale.emulator"])
+def test_each_public_name_of_a_package_loaded_on_first_use_is_its_modules(name: str) -> None:
+    package = importlib.import_module(name)
+    assert sorted(package._MODULE_OF) == sorted(package.__all__)
+    for public in package.__all__:
+        module = importlib.import_module(f"{name}.{package._MODULE_OF[public]}")
+        assert getattr(package, public) is getattr(module, public)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        package.nothing  # noqa: B018

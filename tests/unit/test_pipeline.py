@@ -121,6 +121,35 @@ async def test_every_step_goes_through_the_runner_and_each_shard_settles_once() 
     assert runner.settled_batches == [[], ["in/first", "in/last"], ["in/third"]]
 
 
+class _SlowToStartSteps(PlainSteps):
+    """Steps that take a few turns of the event loop to start, as a Prefect task run does."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def run(self, step: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+        if step.__name__ == "submit":
+            self.log.append(f"start submit of {args[1][0].key}")  # type: ignore[index]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return await step(*args, **kwargs)
+
+
+async def test_the_first_shard_submits_before_the_last_shards_steps_are_started() -> None:
+    log: list[str] = []
+    session = _Session([_item(str(i)) for i in range(4)])
+    submit = session.submitter.submit
+
+    async def logged(item: BatchItem) -> SubmittedItem:
+        log.append(f"submit {item.key}")
+        return await submit(item)
+
+    session.submitter.submit = logged  # type: ignore[method-assign]
+    sources = await _run(session, _SlowToStartSteps(log), BatchOptions(shard_size=1))
+    assert log.index("submit 0") < log.index("start submit of 3")
+    assert sorted(sources) == [f"in/{i}" for i in range(4)]
+
+
 async def test_a_batch_above_the_budget_stops_before_any_submit() -> None:
     prices = {"a": Price(creative_units=3), "b": Price(creative_units=4)}
     session = _Session([_item("a"), _item("b")], prices)
