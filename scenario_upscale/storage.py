@@ -259,13 +259,18 @@ class LeftParts:
 
     def remove_for(self, fs: fsspec.AbstractFileSystem, final: str) -> None:
         """Remove the dead writers' parts of ``final``."""
-        folder = final.rsplit("/", 1)[0] if "/" in final else ""
+        folder = _folder_of(final)
         left = self._by_folder.get(folder)
         if left is None:
             left = self._by_folder[folder] = _parts_of_dead_writers(fs, folder)
         for part in left.pop(final, []):
             with contextlib.suppress(FileNotFoundError):
                 fs.rm(part)
+
+
+def _folder_of(path: str) -> str:
+    """The folder of an fsspec path ("" for a bare name)."""
+    return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
 def _parts_of_dead_writers(fs: fsspec.AbstractFileSystem, folder: str) -> dict[str, list[str]]:
@@ -312,8 +317,7 @@ def staged(location: str, left_parts: LeftParts | None = None) -> Iterator[Stage
         (True, False)
     """
     fs, path = fsspec.core.url_to_fs(location)
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
-    if parent:
+    if parent := _folder_of(path):
         fs.makedirs(parent, exist_ok=True)
     target = Staged(fs, path)
     try:
